@@ -1,0 +1,11 @@
+//! Reader for `.mlmodelc` models.
+
+use std::path::Path;
+
+use super::ModelFile;
+use crate::error::{Error, Result};
+
+/// Reads a `.mlmodelc` model.
+pub fn read(path: &Path) -> Result<ModelFile> {
+    Err(Error::format(path, "reader not written yet"))
+}
