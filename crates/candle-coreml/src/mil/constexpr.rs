@@ -1,1 +1,349 @@
-//! TODO
+//! Decompression of the `constexpr_*` ops that hold compressed weights.
+//!
+//! Core ML stores palettized, quantized and sparse weights as constexpr ops
+//! whose parameters are constants. [`decompress`] turns one such op into the
+//! dense constant it stands for, following coremltools' definitions of the
+//! ops (`ops/defs/iOS16/constexpr_ops.py`, `ops/defs/iOS18/compression.py`):
+//!
+//! | op | decoded as |
+//! |---|---|
+//! | `constexpr_affine_dequantize` (iOS16) | `(quantized_data - zero_point) * scale`, per tensor or along `axis` |
+//! | `constexpr_blockwise_shift_scale` (iOS18) | `(data - offset) * scale`, one scale per block of `data.shape[i] / scale.shape[i]` |
+//! | `constexpr_cast` | `source_val` converted to `output_dtype` |
+//! | `constexpr_lut_to_dense` | `lut[group][index]` (iOS16: packed `indices` + `shape`; iOS18: grouped, vector LUTs) |
+//! | `constexpr_sparse_to_dense` | `nonzero_data` at the set bits of `mask` in row-major order, zero elsewhere |
+//! | `constexpr_lut_to_sparse` (iOS18) | two outputs: the mask and the looked-up nonzero values |
+//! | `constexpr_sparse_blockwise_shift_scale` (iOS18) | two outputs: the mask and the dequantized nonzero values |
+//!
+//! Parameters are found in both places models put them: as op attributes
+//! (iOS16 ops, and compiled `model.mil` text) or as inputs bound to a literal
+//! or to the name of another constant, resolved through a `lookup` closure
+//! (iOS18 ops in a protobuf program, where each parameter is a `const` op).
+//! The iOS16 and iOS18 forms of `constexpr_lut_to_dense` and
+//! `constexpr_sparse_to_dense` share a name; the iOS16 form is recognised by
+//! its `shape` parameter.
+//!
+//! **Output representation.** Every decoded tensor has the op's output dtype
+//! and holds [`TensorData::Bytes`]: little-endian bytes in that dtype (fp16
+//! weights stay two bytes an element; sub-byte outputs are packed LSB-first).
+//! Read it with the [`TensorValue`] accessors of [`super::elements`]
+//! (`to_f32_vec`, `to_le_bytes`...). Arithmetic follows numpy as coremltools
+//! does it: affine dequantization in fp32 rounded once to the output dtype;
+//! blockwise dequantization in the scale's dtype (fp16 rounding after each
+//! step when the scale is fp16).
+//!
+//! Errors are `String`s naming the parameter and what is wrong; callers wrap
+//! them with the function and op (e.g. into [`crate::Error::InvalidOp`]).
+//! Inconsistent parameters never panic.
+
+mod lut;
+mod shift_scale;
+mod sparse;
+
+use std::collections::BTreeMap;
+
+use super::program::{Binding, Block, Operation};
+use super::types::{DataType, ValueType};
+use super::value::{ByteView, TensorData, TensorValue, Value};
+
+/// The op types this module decompresses.
+pub const CONSTEXPR_OPS: [&str; 7] = [
+    "constexpr_affine_dequantize",
+    "constexpr_blockwise_shift_scale",
+    "constexpr_cast",
+    "constexpr_lut_to_dense",
+    "constexpr_lut_to_sparse",
+    "constexpr_sparse_blockwise_shift_scale",
+    "constexpr_sparse_to_dense",
+];
+
+/// True when [`decompress_all`] knows `op_type`.
+pub fn is_constexpr(op_type: &str) -> bool {
+    CONSTEXPR_OPS.contains(&op_type)
+}
+
+/// The constants of a block by name: each `const` op's output name mapped to
+/// its `val` attribute. A ready-made table for the `lookup` of [`decompress`].
+pub fn block_constants(block: &Block) -> BTreeMap<&str, &Value> {
+    block
+        .operations
+        .iter()
+        .filter(|op| op.op_type == "const")
+        .filter_map(|op| Some((op.outputs.first()?.name.as_str(), op.attribute("val")?)))
+        .collect()
+}
+
+/// Decompresses a constexpr op of one output into its dense constant.
+///
+/// `lookup` resolves the names that iOS18-style inputs are bound to (the
+/// outputs of `const` ops, or already decompressed constexpr outputs when
+/// constexpr ops are chained). Ops with two outputs
+/// (`constexpr_lut_to_sparse`, `constexpr_sparse_blockwise_shift_scale`)
+/// need [`decompress_all`].
+///
+/// ```
+/// use candle_coreml::mil::{constexpr, DataType, Operation, TensorData, TensorValue, Value};
+///
+/// // iOS16 form: parameters as attributes, as in a compiled model.mil.
+/// let t = |dtype, shape, data| Value::Tensor(TensorValue::new(dtype, shape, data));
+/// let op = Operation {
+///     op_type: "constexpr_affine_dequantize".into(),
+///     inputs: Default::default(),
+///     outputs: vec![],
+///     blocks: vec![],
+///     attributes: [
+///         ("quantized_data".to_string(), t(DataType::Int8, vec![3], TensorData::I32(vec![-1, 0, 3]))),
+///         ("zero_point".to_string(), t(DataType::Int8, vec![], TensorData::I32(vec![-1]))),
+///         ("scale".to_string(), t(DataType::Fp32, vec![], TensorData::F32(vec![0.5]))),
+///         ("axis".to_string(), t(DataType::Int32, vec![], TensorData::I32(vec![0]))),
+///     ]
+///     .into_iter()
+///     .collect(),
+///     location: None,
+/// };
+/// let dense = constexpr::decompress(&op, &|_| None).unwrap();
+/// assert_eq!(dense.dtype, DataType::Fp32);
+/// assert_eq!(dense.to_f32_vec().unwrap(), vec![0.0, 0.5, 2.0]);
+/// ```
+pub fn decompress<'a>(
+    op: &'a Operation,
+    lookup: &dyn Fn(&str) -> Option<&'a Value>,
+) -> Result<TensorValue, String> {
+    let mut outputs = decompress_all(op, lookup)?;
+    match outputs.len() {
+        1 => outputs.pop().ok_or_else(|| "no output".to_string()),
+        n => Err(format!(
+            "{} has {n} outputs (mask and nonzero data); decompress each with decompress_all",
+            op.op_type
+        )),
+    }
+}
+
+/// Decompresses a constexpr op into one constant per output, in output
+/// order; see [`decompress`]. When the op declares its outputs, their dtypes
+/// and (known) shapes must match what the parameters decode to.
+pub fn decompress_all<'a>(
+    op: &'a Operation,
+    lookup: &dyn Fn(&str) -> Option<&'a Value>,
+) -> Result<Vec<TensorValue>, String> {
+    let p = Params { op, lookup };
+    let outputs = match op.op_type.as_str() {
+        "constexpr_affine_dequantize" => vec![shift_scale::affine_dequantize(&p)?],
+        "constexpr_blockwise_shift_scale" => vec![shift_scale::blockwise_shift_scale(&p)?],
+        "constexpr_cast" => vec![cast(&p)?],
+        "constexpr_lut_to_dense" => vec![lut::lut_to_dense(&p)?],
+        "constexpr_sparse_to_dense" => vec![sparse::sparse_to_dense(&p)?],
+        "constexpr_lut_to_sparse" => lut::lut_to_sparse(&p)?,
+        "constexpr_sparse_blockwise_shift_scale" => shift_scale::sparse_blockwise_shift_scale(&p)?,
+        other => return Err(format!("{other} is not a constexpr op")),
+    };
+    check_outputs(op, &outputs)?;
+    Ok(outputs)
+}
+
+/// Compares decoded outputs with the types the op declares.
+fn check_outputs(op: &Operation, outputs: &[TensorValue]) -> Result<(), String> {
+    if op.outputs.is_empty() {
+        return Ok(());
+    }
+    if op.outputs.len() != outputs.len() {
+        return Err(format!(
+            "declares {} outputs, but {} decodes to {}",
+            op.outputs.len(),
+            op.op_type,
+            outputs.len()
+        ));
+    }
+    for (declared, got) in op.outputs.iter().zip(outputs) {
+        let ValueType::Tensor(ty) = &declared.ty else {
+            return Err(format!("output {:?} is not a tensor", declared.name));
+        };
+        let shape_ok = match &ty.shape {
+            None => true,
+            Some(dims) => {
+                dims.len() == got.shape.len()
+                    && dims
+                        .iter()
+                        .zip(&got.shape)
+                        .all(|(d, &g)| d.fixed().is_none_or(|d| d == g))
+            }
+        };
+        if ty.dtype != got.dtype || !shape_ok {
+            return Err(format!(
+                "output {:?} is declared {ty}, but the parameters decode to {} {:?}",
+                declared.name, got.dtype, got.shape
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `constexpr_cast`: `source_val` converted to `output_dtype` (numpy `astype`).
+fn cast(p: &Params) -> Result<TensorValue, String> {
+    let source = p.req("source_val")?;
+    let name = p
+        .req("output_dtype")?
+        .as_str()
+        .ok_or("parameter `output_dtype` is not a string")?;
+    let dtype = DataType::from_mil_name(name)
+        .ok_or_else(|| format!("parameter `output_dtype`: unknown dtype {name:?}"))?;
+    let values = source.to_f64_vec().map_err(in_param("source_val"))?;
+    let typed = TensorValue::new(dtype, source.shape.clone(), TensorData::F64(values));
+    let bytes = typed
+        .to_le_bytes()
+        .map_err(in_param("source_val"))?
+        .into_owned();
+    Ok(dense(dtype, source.shape.clone(), bytes))
+}
+
+/// The parameters of one op, from its inputs or its attributes.
+struct Params<'a, 'l> {
+    op: &'a Operation,
+    lookup: &'l dyn Fn(&str) -> Option<&'a Value>,
+}
+
+impl<'a> Params<'a, '_> {
+    /// The tensor bound to parameter `name`, if the op has it.
+    fn opt(&self, name: &str) -> Result<Option<&'a TensorValue>, String> {
+        let value: &'a Value = if let Some(arg) = self.op.input(name) {
+            match arg.bindings.as_slice() {
+                [Binding::Value(v)] => v,
+                [Binding::Name(n)] => (self.lookup)(n).ok_or_else(|| {
+                    format!("parameter `{name}` is bound to {n:?}, which is not a known constant")
+                })?,
+                b => {
+                    return Err(format!(
+                        "parameter `{name}` must be one value, found {} bindings",
+                        b.len()
+                    ))
+                }
+            }
+        } else if let Some(v) = self.op.attribute(name) {
+            v
+        } else {
+            return Ok(None);
+        };
+        value
+            .as_tensor()
+            .map(Some)
+            .ok_or_else(|| format!("parameter `{name}` is not a tensor"))
+    }
+
+    /// The tensor bound to the required parameter `name`.
+    fn req(&self, name: &str) -> Result<&'a TensorValue, String> {
+        self.opt(name)?
+            .ok_or_else(|| format!("missing parameter `{name}`"))
+    }
+
+    /// An integer scalar parameter.
+    fn int(&self, name: &str) -> Result<Option<i64>, String> {
+        self.opt(name)?
+            .map(|t| t.scalar_i64().map_err(in_param(name)))
+            .transpose()
+    }
+}
+
+/// Prefixes an element-decoding error with the parameter it came from.
+fn in_param(name: &str) -> impl Fn(String) -> String + '_ {
+    move |e| format!("parameter `{name}`: {e}")
+}
+
+/// A decoded output: `bytes` in `dtype`, of `shape`.
+fn dense(dtype: DataType, shape: Vec<usize>, bytes: Vec<u8>) -> TensorValue {
+    TensorValue::new(dtype, shape, TensorData::Bytes(ByteView::from_vec(bytes)))
+}
+
+/// Bytes per element of a whole-byte dtype; an error for sub-byte and string.
+fn byte_width(dtype: DataType, what: &str) -> Result<usize, String> {
+    match dtype.bit_width() {
+        Some(b) if b % 8 == 0 => Ok(b as usize / 8),
+        _ => Err(format!("parameter `{what}`: unsupported dtype {dtype}")),
+    }
+}
+
+/// Product of dimensions, failing on overflow.
+fn element_count(shape: &[usize]) -> Result<usize, String> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| format!("shape {shape:?} has too many elements"))
+}
+
+/// Row-major strides of `shape` (in elements).
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1usize; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        s[d] = s[d + 1].saturating_mul(shape[d + 1]);
+    }
+    s
+}
+
+/// An axis in `-rank..rank`, made non-negative.
+fn normalize_axis(axis: i64, rank: usize, what: &str) -> Result<usize, String> {
+    let r = rank as i64;
+    if axis < -r || axis >= r {
+        return Err(format!(
+            "parameter `{what}` = {axis} is out of range for rank {rank}"
+        ));
+    }
+    Ok(if axis < 0 { axis + r } else { axis } as usize)
+}
+
+/// Checks that `groups` cuts `shape` into equal blocks: same rank, every
+/// group count at least 1 and dividing its dimension.
+fn check_blocks(shape: &[usize], groups: &[usize], what: &str) -> Result<(), String> {
+    if shape.len() != groups.len() {
+        return Err(format!(
+            "parameter `{what}` has shape {groups:?}, which does not match the rank of {shape:?}"
+        ));
+    }
+    for (d, (&n, &g)) in shape.iter().zip(groups).enumerate() {
+        if g == 0 || !n.is_multiple_of(g) {
+            return Err(format!(
+                "parameter `{what}` has {g} blocks along axis {d}, which do not divide its size {n}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Visits every position of a row-major tensor of `shape` in order, calling
+/// `f(flat, block, offset)`: `flat` counts positions, `block` is the
+/// row-major index of the block holding the position when the tensor is cut
+/// into `groups[d]` equal blocks along each axis (see [`check_blocks`]), and
+/// `offset` is `sum(coord[d] * steps[d])`.
+fn walk_blocks(
+    shape: &[usize],
+    groups: &[usize],
+    steps: &[usize],
+    mut f: impl FnMut(usize, usize, usize) -> Result<(), String>,
+) -> Result<(), String> {
+    check_blocks(shape, groups, "blocks")?;
+    if steps.len() != shape.len() {
+        return Err("internal: steps do not match the shape".into());
+    }
+    let n = element_count(shape)?;
+    let rank = shape.len();
+    let block_len: Vec<usize> = shape.iter().zip(groups).map(|(&n, &g)| n / g).collect();
+    let gstride = strides(groups);
+    let mut coord = vec![0usize; rank];
+    let (mut block, mut offset) = (0usize, 0usize);
+    for flat in 0..n {
+        f(flat, block, offset)?;
+        for d in (0..rank).rev() {
+            coord[d] += 1;
+            if coord[d] < shape[d] {
+                offset += steps[d];
+                if coord[d].is_multiple_of(block_len[d]) {
+                    block += gstride[d];
+                }
+                break;
+            }
+            // Wrap this axis back to 0 and carry into the next one.
+            offset -= (shape[d] - 1) * steps[d];
+            block -= (groups[d] - 1) * gstride[d];
+            coord[d] = 0;
+        }
+    }
+    Ok(())
+}
