@@ -218,10 +218,11 @@ impl Parser<'_> {
         };
         self.expect_punct('{', "to open the program body")?;
         let mut functions: Vec<Function> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
         while !self.is_punct('}') {
             let at = self.here();
             let f = self.function()?;
-            if functions.iter().any(|g| g.name == f.name) {
+            if !seen.insert(f.name.clone()) {
                 return Err(self.error_at(at, format!("function `{}` defined twice", f.name)));
             }
             functions.push(f);
@@ -267,10 +268,11 @@ impl Parser<'_> {
         if self.eat_punct(')') {
             return Ok(params);
         }
+        let mut seen = std::collections::BTreeSet::new();
         loop {
             let ty = self.value_type()?;
             let name = self.expect_ident("a parameter name")?;
-            if params.iter().any(|p: &NamedValueType| p.name == name) {
+            if !seen.insert(name.clone()) {
                 return Err(
                     self.error_at(self.here(), format!("parameter `{name}` declared twice"))
                 );
