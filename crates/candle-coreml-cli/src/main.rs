@@ -1,1 +1,58 @@
-fn main() {}
+//! `candle-coreml`: inspect, run and benchmark Core ML models.
+
+mod inspect;
+mod run;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Inspect and run Apple Core ML models (.mlpackage, .mlmodel, .mlmodelc) with candle.
+#[derive(Parser)]
+#[command(name = "candle-coreml", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Describe a model: format, functions, inputs, outputs, states, metadata, ops.
+    Inspect(inspect::Args),
+    /// Run a model on .npy inputs and write every output as .npy.
+    Run(run::Args),
+}
+
+/// Backend choice on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum BackendArg {
+    /// Native on Apple platforms, portable elsewhere.
+    Auto,
+    /// Apple Core ML.
+    Native,
+    /// candle-based MIL evaluator.
+    Portable,
+}
+
+impl From<BackendArg> for candle_coreml::Backend {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Auto => candle_coreml::Backend::Auto,
+            BackendArg::Native => candle_coreml::Backend::Native,
+            BackendArg::Portable => candle_coreml::Backend::Portable,
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(a) => inspect::main(a),
+        Command::Run(a) => run::main(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

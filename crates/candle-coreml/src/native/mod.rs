@@ -1,0 +1,18 @@
+//! The native backend: Apple's Core ML runtime through objc2.
+//!
+//! Compiled only on Apple targets; elsewhere a stub with the same interface
+//! answers every call with [`crate::Error::BackendUnavailable`] (candle-core's
+//! real-or-stub pattern), so user code needs no `cfg`.
+
+#[cfg(target_vendor = "apple")]
+mod apple;
+#[cfg(target_vendor = "apple")]
+pub(crate) use apple::{NativeModel, NativeState};
+
+#[cfg(not(target_vendor = "apple"))]
+mod stub;
+#[cfg(not(target_vendor = "apple"))]
+pub(crate) use stub::{NativeModel, NativeState};
+
+/// True where the native backend is compiled in (Apple platforms).
+pub const AVAILABLE: bool = cfg!(target_vendor = "apple");

@@ -1,0 +1,8 @@
+//! `pool` ops.
+
+use super::Registry;
+
+/// Registers this family's ops.
+pub(crate) fn register(reg: &mut Registry) {
+    let _ = reg;
+}

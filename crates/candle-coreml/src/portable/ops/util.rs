@@ -1,0 +1,90 @@
+//! Helpers shared by op families.
+
+use candle_core::{DType, Tensor};
+
+use crate::error::{Error, Result};
+
+/// Resolves a possibly negative `axis` against `rank` (MIL: `-rank <= axis < rank`).
+pub(crate) fn norm_axis(axis: i64, rank: usize) -> Result<usize> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    if a < 0 || a >= r.max(1) {
+        return Err(Error::msg(format!("axis {axis} out of range for rank {rank}")));
+    }
+    Ok(a as usize)
+}
+
+/// Resolves a list of axes; sorted, deduplicated.
+pub(crate) fn norm_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>> {
+    let mut v = axes.iter().map(|&a| norm_axis(a, rank)).collect::<Result<Vec<_>>>()?;
+    v.sort_unstable();
+    v.dedup();
+    Ok(v)
+}
+
+/// Brings two tensors to one dtype for a binary op: floats win over ints.
+pub(crate) fn unify(x: &Tensor, y: &Tensor) -> Result<(Tensor, Tensor)> {
+    if x.dtype() == y.dtype() {
+        return Ok((x.clone(), y.clone()));
+    }
+    let rank = |d: DType| match d {
+        DType::F64 => 4,
+        DType::F32 => 3,
+        DType::F16 | DType::BF16 => 2,
+        DType::I64 | DType::I32 | DType::I16 | DType::U32 => 1,
+        _ => 0,
+    };
+    let d = if rank(x.dtype()) >= rank(y.dtype()) { x.dtype() } else { y.dtype() };
+    Ok((x.to_dtype(d)?, y.to_dtype(d)?))
+}
+
+// linear / conv / normalization: constant inputs read at load.
+
+/// The tensor bound to input `name` when it is a load-time constant, so a
+/// builder can prepare it once (transpose, cast) instead of on every call.
+/// The builder then keeps only its own prepared copy.
+pub(crate) fn const_tensor(b: &super::super::kernel::OpBuilder<'_>, name: &str) -> Option<Tensor> {
+    match b.args.get(name).map(Vec::as_slice) {
+        Some([bound]) => match &bound.source {
+            super::super::kernel::Source::Const(t) => Some(t.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+// shape_ops / tensor_ops helpers.
+
+/// Largest element count a shape computed from program data may have before
+/// a kernel refuses to allocate it (2^36 elements).
+pub(crate) const MAX_ELEMENTS: usize = 1 << 36;
+
+/// Sizes from program data (a `fill` shape, `tile` reps applied, padded
+/// dims): each must be non-negative and their product at most [`MAX_ELEMENTS`].
+pub(crate) fn checked_dims(dims: &[i64]) -> Result<Vec<usize>> {
+    let mut total: usize = 1;
+    let mut out = Vec::with_capacity(dims.len());
+    for &d in dims {
+        let u = usize::try_from(d).map_err(|_| Error::msg(format!("negative dimension {d} in shape {dims:?}")))?;
+        total = total
+            .checked_mul(u)
+            .filter(|&t| t <= MAX_ELEMENTS)
+            .ok_or_else(|| Error::msg(format!("shape {dims:?} has too many elements")))?;
+        out.push(u);
+    }
+    Ok(out)
+}
+
+/// `t` in `dtype` (no copy when it already is).
+pub(crate) fn cast(t: Tensor, dtype: DType) -> Result<Tensor> {
+    if t.dtype() == dtype {
+        Ok(t)
+    } else {
+        Ok(t.to_dtype(dtype)?)
+    }
+}
+
+/// A rank-0 tensor holding `v` in `dtype` (bools as 0/1).
+pub(crate) fn scalar(v: f64, dtype: DType, device: &candle_core::Device) -> Result<Tensor> {
+    Ok(Tensor::new(v, device)?.to_dtype(dtype)?)
+}
