@@ -1,11 +1,23 @@
-//! Reader for `.mlmodel` models.
+//! Reader for `.mlmodel` models: one `CoreML.Specification.Model` protobuf.
+//!
+//! ML Programs saved this way usually carry every weight inline; any
+//! `@model_path` blob reference resolves against the file's own folder.
 
 use std::path::Path;
 
-use super::ModelFile;
+use super::blob::BlobResolver;
+use super::{proto, ModelFile, ModelFormat};
 use crate::error::{Error, Result};
 
 /// Reads a `.mlmodel` model.
 pub fn read(path: &Path) -> Result<ModelFile> {
-    Err(Error::format(path, "reader not written yet"))
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let model = proto::decode_model(&bytes, path)?;
+    drop(bytes);
+    let root = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut blobs = BlobResolver::new(root);
+    proto::convert_model(model, path, path, ModelFormat::MlModel, &mut blobs)
 }
