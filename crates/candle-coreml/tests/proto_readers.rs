@@ -589,6 +589,55 @@ fn mutated_models_never_panic() {
     assert!(err > 0, "some mutations must be refused");
 }
 
+/// Copies a folder tree (files and folders only).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Bit flips in a coremltools-made package (protobuf and weight.bin).
+#[test]
+fn mutated_fixture_package_never_panics() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/mlp_fp16.mlpackage");
+    if !fixture.is_dir() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("mlp.mlpackage");
+    copy_tree(&fixture, &pkg);
+    format::open(&pkg).unwrap();
+    let inner = pkg.join("Data/com.apple.CoreML/model.mlmodel");
+    let weights = pkg.join("Data/com.apple.CoreML/weights/weight.bin");
+    let (model, wb) = (
+        std::fs::read(&inner).unwrap(),
+        std::fs::read(&weights).unwrap(),
+    );
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    for i in 0..200 {
+        let (mut m, mut w) = (model.clone(), wb.clone());
+        if i % 2 == 0 {
+            let at = rng.below(m.len());
+            m[at] ^= 1 << rng.below(8);
+        } else {
+            // Flip a bit in the header or a metadata record.
+            let records = 1 + rng.below(w.len() / 64);
+            let at = 64 * rng.below(records.min(8)) + rng.below(32);
+            w[at] ^= 1 << rng.below(8);
+        }
+        std::fs::write(&inner, &m).unwrap();
+        std::fs::write(&weights, &w).unwrap();
+        let _ = format::open(&pkg);
+    }
+}
+
 #[test]
 fn deep_pipelines_are_refused_not_overflowed() {
     let leaf = pb::Model {

@@ -408,6 +408,8 @@ fn packed_size(dtype: DataType, shape: &[usize]) -> Option<PackedSize> {
 pub struct BlobResolver {
     root: PathBuf,
     canonical_root: Option<PathBuf>,
+    /// Checked paths by reference, so each reference is resolved once.
+    resolved: HashMap<String, PathBuf>,
     files: HashMap<PathBuf, WeightFile>,
 }
 
@@ -417,6 +419,7 @@ impl BlobResolver {
         Self {
             root: root.to_path_buf(),
             canonical_root: None,
+            resolved: HashMap::new(),
             files: HashMap::new(),
         }
     }
@@ -436,6 +439,9 @@ impl BlobResolver {
     /// The path inside the root that the program's reference `file` names,
     /// checked not to leave the root.
     pub fn resolve(&mut self, file: &str) -> Result<PathBuf> {
+        if let Some(p) = self.resolved.get(file) {
+            return Ok(p.clone());
+        }
         let relative = match file.strip_prefix(MODEL_PATH_PREFIX) {
             Some("") => "",
             Some(rest) => rest.strip_prefix('/').unwrap_or(file),
@@ -466,6 +472,7 @@ impl BlobResolver {
         if !real.starts_with(&root) {
             return Err(self.escape(file));
         }
+        self.resolved.insert(file.to_string(), real.clone());
         Ok(real)
     }
 
