@@ -39,10 +39,19 @@ fn feature_json(f: &FeatureDescription) -> Value {
         Some(ShapeFlexibility::Ranges(ranges)) => {
             let dims: Vec<Value> = ranges
                 .iter()
-                .map(|r| if r.upper == Some(r.lower) { json!(r.lower) } else { Value::Null })
+                .map(|r| {
+                    if r.upper == Some(r.lower) {
+                        json!(r.lower)
+                    } else {
+                        Value::Null
+                    }
+                })
                 .collect();
             obj["shape"] = json!(dims);
-            obj["ranges"] = json!(ranges.iter().map(|r| json!([r.lower, r.upper])).collect::<Vec<_>>());
+            obj["ranges"] = json!(ranges
+                .iter()
+                .map(|r| json!([r.lower, r.upper]))
+                .collect::<Vec<_>>());
             obj["default_shape"] = json!(shape);
         }
         Some(ShapeFlexibility::Enumerated(shapes)) => {
@@ -52,7 +61,8 @@ fn feature_json(f: &FeatureDescription) -> Value {
         None => obj["shape"] = json!(shape),
     }
     if let FeatureType::Image(img) = &f.ty {
-        obj["image"] = json!({ "width": img.width, "height": img.height, "color_space": img.color_space });
+        obj["image"] =
+            json!({ "width": img.width, "height": img.height, "color_space": img.color_space });
     }
     if f.optional {
         obj["optional"] = json!(true);
@@ -89,7 +99,8 @@ pub(crate) fn report(file: &ModelFile) -> Value {
     let d = &file.description;
     let default = d.default();
     let list = |fs: Option<&Vec<FeatureDescription>>| -> Vec<Value> {
-        fs.map(|v| v.iter().map(feature_json).collect()).unwrap_or_default()
+        fs.map(|v| v.iter().map(feature_json).collect())
+            .unwrap_or_default()
     };
     let mut obj = json!({
         "path": file.path.display().to_string(),
@@ -106,7 +117,11 @@ pub(crate) fn report(file: &ModelFile) -> Value {
     });
     if let Some(p) = file.program() {
         obj["program_version"] = json!(p.version);
-        obj["opsets"] = json!(p.functions.iter().map(|f| (f.name.clone(), f.opset.clone())).collect::<BTreeMap<_, _>>());
+        obj["opsets"] = json!(p
+            .functions
+            .iter()
+            .map(|f| (f.name.clone(), f.opset.clone()))
+            .collect::<BTreeMap<_, _>>());
     }
     if d.functions.len() > 1 {
         obj["function_details"] = json!(d
@@ -130,7 +145,13 @@ fn describe(v: &Value) -> String {
     let shape = match v["shape"].as_array() {
         Some(dims) => dims
             .iter()
-            .map(|d| if d.is_null() { "?".to_string() } else { d.to_string() })
+            .map(|d| {
+                if d.is_null() {
+                    "?".to_string()
+                } else {
+                    d.to_string()
+                }
+            })
             .collect::<Vec<_>>()
             .join(" x "),
         None => "-".into(),
@@ -155,18 +176,34 @@ fn describe(v: &Value) -> String {
 
 fn print_text(file: &ModelFile, r: &Value) {
     println!("{}", file.path.display());
-    println!("  format        {} ({})", file.format.extension(), file.body.kind());
+    println!(
+        "  format        {} ({})",
+        file.format.extension(),
+        file.body.kind()
+    );
     if let Some(v) = file.spec_version {
         println!("  spec version  {v}");
     }
     if let Some(p) = file.program() {
-        let opsets: Vec<String> = p.functions.iter().map(|f| format!("{}<{}>", f.name, f.opset)).collect();
+        let opsets: Vec<String> = p
+            .functions
+            .iter()
+            .map(|f| format!("{}<{}>", f.name, f.opset))
+            .collect();
         println!("  program       {} ({})", p.version, opsets.join(", "));
     }
     for f in &file.description.functions {
-        let mark = if f.name == file.description.default_function { " (default)" } else { "" };
+        let mark = if f.name == file.description.default_function {
+            " (default)"
+        } else {
+            ""
+        };
         println!("function {}{mark}", f.name);
-        for (title, list) in [("inputs", &f.inputs), ("outputs", &f.outputs), ("states", &f.states)] {
+        for (title, list) in [
+            ("inputs", &f.inputs),
+            ("outputs", &f.outputs),
+            ("states", &f.states),
+        ] {
             if list.is_empty() {
                 continue;
             }

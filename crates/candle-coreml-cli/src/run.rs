@@ -53,7 +53,8 @@ fn read_inputs(specs: &[String]) -> Result<Vec<(String, Tensor)>> {
             let (name, path) = s
                 .split_once('=')
                 .with_context(|| format!("--input {s:?}: expected NAME=PATH.npy"))?;
-            let t = Tensor::read_npy(path).with_context(|| format!("--input {name}: reading {path}"))?;
+            let t = Tensor::read_npy(path)
+                .with_context(|| format!("--input {name}: reading {path}"))?;
             Ok((name.to_string(), t))
         })
         .collect()
@@ -69,7 +70,8 @@ pub(crate) fn main(args: Args) -> Result<()> {
     let model = builder.load(&args.model)?;
     let load = t0.elapsed();
     let inputs = read_inputs(&args.inputs)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let t1 = Instant::now();
     let outputs = if model.states().is_empty() {
         model.predict(inputs)?
@@ -87,8 +89,14 @@ pub(crate) fn main(args: Args) -> Result<()> {
     let predict = t1.elapsed();
     for (name, t) in outputs.iter() {
         let path = args.out.join(format!("{name}.npy"));
-        t.write_npy(&path).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("{name}: {:?} {:?} -> {}", t.dtype(), t.dims(), path.display());
+        t.write_npy(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "{name}: {:?} {:?} -> {}",
+            t.dtype(),
+            t.dims(),
+            path.display()
+        );
     }
     eprintln!(
         "{} backend, function {}: load {:.1} ms, predict {:.1} ms",
@@ -104,8 +112,11 @@ fn load_states(state: &mut candle_coreml::State, dir: &Path) -> Result<()> {
     for name in state.names() {
         let path = dir.join(format!("{name}.npy"));
         if path.is_file() {
-            let t = Tensor::read_npy(&path).with_context(|| format!("reading state {}", path.display()))?;
-            state.write(&name, &t).with_context(|| format!("state {name} from {}", path.display()))?;
+            let t = Tensor::read_npy(&path)
+                .with_context(|| format!("reading state {}", path.display()))?;
+            state
+                .write(&name, &t)
+                .with_context(|| format!("state {name} from {}", path.display()))?;
         }
     }
     Ok(())
@@ -115,7 +126,10 @@ fn save_states(state: &candle_coreml::State, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for name in state.names() {
         let path = dir.join(format!("{name}.npy"));
-        state.read(&name)?.write_npy(&path).with_context(|| format!("writing {}", path.display()))?;
+        state
+            .read(&name)?
+            .write_npy(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

@@ -187,7 +187,10 @@ impl Model {
         if use_native {
             let m = native::NativeModel::load(&path, &options)?;
             let description = m.description().clone();
-            let function = options.function.clone().unwrap_or_else(|| description.default_function.clone());
+            let function = options
+                .function
+                .clone()
+                .unwrap_or_else(|| description.default_function.clone());
             return Ok(Model {
                 path,
                 file: None,
@@ -203,11 +206,18 @@ impl Model {
 
     fn portable(path: PathBuf, file: Arc<ModelFile>, options: ModelOptions) -> Result<Model> {
         let description = file.description.clone();
-        let function = options.function.clone().unwrap_or_else(|| description.default_function.clone());
+        let function = options
+            .function
+            .clone()
+            .unwrap_or_else(|| description.default_function.clone());
         if description.function(&function).is_none() {
             return Err(Error::UnknownFunction {
                 name: function,
-                available: description.functions.iter().map(|f| f.name.clone()).collect(),
+                available: description
+                    .functions
+                    .iter()
+                    .map(|f| f.name.clone())
+                    .collect(),
             });
         }
         let m = PortableModel::load(&file, &function, &options.device, options.precision)?;
@@ -303,7 +313,9 @@ impl Model {
         }
         let inputs = self.check_inputs(inputs)?;
         match &self.engine {
-            Engine::Portable(m) => m.predict(&inputs, &mut StateStore::default()).map(Outputs::new),
+            Engine::Portable(m) => m
+                .predict(&inputs, &mut StateStore::default())
+                .map(Outputs::new),
             Engine::Native(m) => m.predict(&inputs, None).map(Outputs::new),
         }
     }
@@ -365,15 +377,21 @@ impl Model {
                         None => {
                             return Err(Error::State {
                                 name: name.clone(),
-                                message: format!("this model declares {ty}; the State has no such state"),
+                                message: format!(
+                                    "this model declares {ty}; the State has no such state"
+                                ),
                             })
                         }
                     }
                 }
                 m.predict(&inputs, store).map(Outputs::new)
             }
-            (Engine::Native(m), StateInner::Native(s)) => m.predict(&inputs, Some(s)).map(Outputs::new),
-            _ => Err(Error::msg("a State made by one backend cannot be used with the other")),
+            (Engine::Native(m), StateInner::Native(s)) => {
+                m.predict(&inputs, Some(s)).map(Outputs::new)
+            }
+            _ => Err(Error::msg(
+                "a State made by one backend cannot be used with the other",
+            )),
         }
     }
 
@@ -387,11 +405,15 @@ impl Model {
         let mut out = HashMap::new();
         for (k, v) in inputs {
             let name = k.as_ref();
-            let feature = f.inputs.iter().find(|i| i.name == name).ok_or_else(|| Error::UnexpectedInput {
-                function: f.name.clone(),
-                input: name.to_string(),
-                expected: f.inputs.iter().map(|i| i.name.clone()).collect(),
-            })?;
+            let feature =
+                f.inputs
+                    .iter()
+                    .find(|i| i.name == name)
+                    .ok_or_else(|| Error::UnexpectedInput {
+                        function: f.name.clone(),
+                        input: name.to_string(),
+                        expected: f.inputs.iter().map(|i| i.name.clone()).collect(),
+                    })?;
             out.insert(name.to_string(), convert_input(feature, v.borrow())?);
         }
         for i in &f.inputs {
@@ -413,7 +435,11 @@ fn convert_input(feature: &FeatureDescription, t: &Tensor) -> Result<Tensor> {
         FeatureType::MultiArray(a) => {
             if !a.accepts(t.dims()) {
                 let expected = match &a.flexibility {
-                    Some(f) => format!("{:?} or within {}", a.shape, serde_json::to_string(f).unwrap_or_default()),
+                    Some(f) => format!(
+                        "{:?} or within {}",
+                        a.shape,
+                        serde_json::to_string(f).unwrap_or_default()
+                    ),
                     None => format!("{:?}", a.shape),
                 };
                 return Err(Error::ShapeMismatch {
@@ -480,7 +506,9 @@ pub(crate) fn convert_dtype(input: &str, t: &Tensor, want: DType) -> Result<Tens
             }
             true
         }
-        (a, b) if a.is_int() && b.is_int() => matches!(b, DType::I64 | DType::I32) && a != DType::U32 || b == DType::I64,
+        (a, b) if a.is_int() && b.is_int() => {
+            matches!(b, DType::I64 | DType::I32) && a != DType::U32 || b == DType::I64
+        }
         _ => false,
     };
     if ok {
@@ -538,7 +566,10 @@ impl std::ops::Index<&str> for Outputs {
     fn index(&self, name: &str) -> &Tensor {
         match self.get(name) {
             Some(t) => t,
-            None => panic!("no output {name:?}; outputs are {:?}", self.entries.iter().map(|(n, _)| n).collect::<Vec<_>>()),
+            None => panic!(
+                "no output {name:?}; outputs are {:?}",
+                self.entries.iter().map(|(n, _)| n).collect::<Vec<_>>()
+            ),
         }
     }
 }
@@ -567,7 +598,9 @@ pub struct State {
 
 impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State").field("names", &self.names()).finish()
+        f.debug_struct("State")
+            .field("names", &self.names())
+            .finish()
     }
 }
 

@@ -239,7 +239,10 @@ impl<'a> OpBuilder<'a> {
     pub(crate) fn float(&self, name: &str) -> Result<f64> {
         match self.floats(name)?.as_slice() {
             [v] => Ok(*v),
-            v => Err(self.err(format!("input {name:?} must be one number, got {} values", v.len()))),
+            v => Err(self.err(format!(
+                "input {name:?} must be one number, got {} values",
+                v.len()
+            ))),
         }
     }
 
@@ -332,7 +335,8 @@ impl<'a> OpBuilder<'a> {
 
     /// The candle dtype values of MIL dtype `d` are computed in.
     pub(crate) fn compute_dtype(&self, d: DataType) -> Result<DType> {
-        compute_dtype(d, self.precision).ok_or_else(|| self.err(format!("dtype {d} cannot be computed")))
+        compute_dtype(d, self.precision)
+            .ok_or_else(|| self.err(format!("dtype {d} cannot be computed")))
     }
 
     /// The candle dtype floats are computed in for this program.
@@ -394,7 +398,10 @@ impl Args<'_> {
             Some(Source::State(name)) => Err(Error::msg(format!(
                 "state {name:?} used where a tensor is expected"
             ))),
-            None => Err(Error::msg(format!("kernel asked for unknown input {}", i.0))),
+            None => Err(Error::msg(format!(
+                "kernel asked for unknown input {}",
+                i.0
+            ))),
         }
     }
 

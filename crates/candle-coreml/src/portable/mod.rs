@@ -4,9 +4,9 @@
 pub(crate) mod kernel;
 pub(crate) mod ops;
 pub(crate) mod plan;
-pub(crate) mod values;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub(crate) mod values;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -53,7 +53,11 @@ impl StateStore {
         if old.dims() != t.dims() {
             return Err(Error::State {
                 name: name.to_string(),
-                message: format!("write of shape {:?} into a state of shape {:?}", t.dims(), old.dims()),
+                message: format!(
+                    "write of shape {:?} into a state of shape {:?}",
+                    t.dims(),
+                    old.dims()
+                ),
             });
         }
         let t = t.to_dtype(old.dtype())?;
@@ -92,10 +96,12 @@ impl PortableModel {
                 })
             }
         };
-        let f = program.function(function).ok_or_else(|| Error::UnknownFunction {
-            name: function.to_string(),
-            available: program.functions.iter().map(|f| f.name.clone()).collect(),
-        })?;
+        let f = program
+            .function(function)
+            .ok_or_else(|| Error::UnknownFunction {
+                name: function.to_string(),
+                available: program.functions.iter().map(|f| f.name.clone()).collect(),
+            })?;
         let registry = ops::Registry::new();
         let ctx = plan::BuildCtx {
             registry: &registry,
@@ -129,10 +135,11 @@ impl PortableModel {
                 name: name.clone(),
                 message: format!("state type {ty} has no fixed shape"),
             })?;
-            let dtype = kernel::compute_dtype(ty.dtype, self.precision).ok_or_else(|| Error::State {
-                name: name.clone(),
-                message: format!("unsupported state dtype {}", ty.dtype),
-            })?;
+            let dtype =
+                kernel::compute_dtype(ty.dtype, self.precision).ok_or_else(|| Error::State {
+                    name: name.clone(),
+                    message: format!("unsupported state dtype {}", ty.dtype),
+                })?;
             buffers.insert(name.clone(), Tensor::zeros(shape, dtype, &self.device)?);
         }
         Ok(StateStore { buffers })
@@ -154,7 +161,11 @@ impl PortableModel {
                 function: String::new(),
                 input: name.clone(),
             })?;
-            let ty = self.inputs.iter().find(|(n, _)| n == name).map(|(_, t)| t.dtype);
+            let ty = self
+                .inputs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.dtype);
             let dtype = ty
                 .and_then(|d| kernel::compute_dtype(d, self.precision))
                 .unwrap_or(t.dtype());
@@ -200,7 +211,8 @@ fn split_inputs(f: &Function) -> (Vec<(String, TensorType)>, Vec<(String, Tensor
 /// Output names with their declared dtypes, found among the function's inputs
 /// and op outputs.
 fn output_dtypes(f: &Function) -> Result<Vec<(String, DataType)>> {
-    let mut types: HashMap<&str, &ValueType> = f.inputs.iter().map(|i| (i.name.as_str(), &i.ty)).collect();
+    let mut types: HashMap<&str, &ValueType> =
+        f.inputs.iter().map(|i| (i.name.as_str(), &i.ty)).collect();
     for op in &f.block.operations {
         for o in &op.outputs {
             types.insert(&o.name, &o.ty);
@@ -214,7 +226,12 @@ fn output_dtypes(f: &Function) -> Result<Vec<(String, DataType)>> {
                 .get(name.as_str())
                 .and_then(|t| t.as_tensor())
                 .map(|t| t.dtype)
-                .ok_or_else(|| Error::msg(format!("function {:?}: output {name:?} is not a tensor", f.name)))?;
+                .ok_or_else(|| {
+                    Error::msg(format!(
+                        "function {:?}: output {name:?} is not a tensor",
+                        f.name
+                    ))
+                })?;
             Ok((name.clone(), d))
         })
         .collect()

@@ -177,10 +177,18 @@ impl<'a> BlockBuilder<'a> {
         self.scope.insert(name.to_string(), entry);
     }
 
-    fn constant_entry(&self, op: &Operation, tv: TensorValue, ty: Option<ValueType>) -> Result<Entry> {
+    fn constant_entry(
+        &self,
+        op: &Operation,
+        tv: TensorValue,
+        ty: Option<ValueType>,
+    ) -> Result<Entry> {
         let source = materialize(&tv, self.ctx.device, self.ctx.precision)
             .map_err(|e| self.invalid(op, e.to_string()))?
-            .map_or(Source::Const(Tensor::zeros(0, candle_core::DType::U8, self.ctx.device)?), Source::Const);
+            .map_or(
+                Source::Const(Tensor::zeros(0, candle_core::DType::U8, self.ctx.device)?),
+                Source::Const,
+            );
         Ok(Entry {
             source,
             ty,
@@ -191,9 +199,9 @@ impl<'a> BlockBuilder<'a> {
     fn bind(&mut self, op: &Operation, b: &Binding) -> Result<Bound> {
         match b {
             Binding::Name(n) => {
-                let e = self.lookup(n).ok_or_else(|| {
-                    self.invalid(op, format!("refers to undefined value {n:?}"))
-                })?;
+                let e = self
+                    .lookup(n)
+                    .ok_or_else(|| self.invalid(op, format!("refers to undefined value {n:?}")))?;
                 Ok(Bound {
                     source: e.source,
                     ty: e.ty,
@@ -254,7 +262,10 @@ impl<'a> BlockBuilder<'a> {
                 })
                 .and_then(Value::as_tensor)
                 .ok_or_else(|| self.invalid(op, "const without a tensor `val`".into()))?;
-            let out = op.outputs.first().ok_or_else(|| self.invalid(op, "no output".into()))?;
+            let out = op
+                .outputs
+                .first()
+                .ok_or_else(|| self.invalid(op, "no output".into()))?;
             let e = self.constant_entry(op, val.clone(), Some(out.ty.clone()))?;
             self.define(&out.name, e);
             return Ok(());
@@ -272,7 +283,8 @@ impl<'a> BlockBuilder<'a> {
             args.insert(name.clone(), bound);
         }
         let Some(build) = self.ctx.registry.get(&op.op_type) else {
-            self.unknown.push((op.op_type.clone(), op.label().to_string()));
+            self.unknown
+                .push((op.op_type.clone(), op.label().to_string()));
             for out in &op.outputs {
                 let s = self.new_slot();
                 self.define(&out.name, Entry::slot(s, &out.ty));
@@ -373,16 +385,34 @@ impl<'a> BlockBuilder<'a> {
             env: &env,
             states: &mut states,
         };
-        let outs = kernel.run(&mut args).map_err(|e| self.invalid(op, format!("while folding constants: {e}")))?;
+        let outs = kernel
+            .run(&mut args)
+            .map_err(|e| self.invalid(op, format!("while folding constants: {e}")))?;
         if outs.len() != op.outputs.len() {
-            return Err(self.invalid(op, format!("kernel gave {} outputs, op declares {}", outs.len(), op.outputs.len())));
+            return Err(self.invalid(
+                op,
+                format!(
+                    "kernel gave {} outputs, op declares {}",
+                    outs.len(),
+                    op.outputs.len()
+                ),
+            ));
         }
         for (t, out) in outs.into_iter().zip(&op.outputs) {
             let constant = match out.ty.as_tensor() {
-                Some(tt) if t.elem_count() <= FOLD_KEEP_VALUE => tensor_to_value(&t, tt.dtype).ok().map(Arc::new),
+                Some(tt) if t.elem_count() <= FOLD_KEEP_VALUE => {
+                    tensor_to_value(&t, tt.dtype).ok().map(Arc::new)
+                }
                 _ => None,
             };
-            self.define(&out.name, Entry { source: Source::Const(t), ty: Some(out.ty.clone()), constant });
+            self.define(
+                &out.name,
+                Entry {
+                    source: Source::Const(t),
+                    ty: Some(out.ty.clone()),
+                    constant,
+                },
+            );
         }
         Ok(())
     }
@@ -393,18 +423,29 @@ impl<'a> BlockBuilder<'a> {
         for arg in op.inputs.values() {
             for b in &arg.bindings {
                 if let Binding::Name(n) = b {
-                    let c = self.scope.get(n).and_then(|e| e.constant.as_ref()).ok_or_else(|| {
-                        self.invalid(op, format!("parameter {n:?} is not a constant"))
-                    })?;
+                    let c = self
+                        .scope
+                        .get(n)
+                        .and_then(|e| e.constant.as_ref())
+                        .ok_or_else(|| {
+                            self.invalid(op, format!("parameter {n:?} is not a constant"))
+                        })?;
                     known.insert(n, Value::Tensor((**c).clone()));
                 }
             }
         }
         let lookup = |name: &str| known.get(name);
-        let dense = crate::mil::constexpr::decompress_all(op, &lookup)
-            .map_err(|e| self.invalid(op, e))?;
+        let dense =
+            crate::mil::constexpr::decompress_all(op, &lookup).map_err(|e| self.invalid(op, e))?;
         if dense.len() != op.outputs.len() {
-            return Err(self.invalid(op, format!("decoded {} values for {} outputs", dense.len(), op.outputs.len())));
+            return Err(self.invalid(
+                op,
+                format!(
+                    "decoded {} values for {} outputs",
+                    dense.len(),
+                    op.outputs.len()
+                ),
+            ));
         }
         for (tv, out) in dense.into_iter().zip(&op.outputs) {
             let e = self.constant_entry(op, tv, Some(out.ty.clone()))?;
@@ -416,7 +457,8 @@ impl<'a> BlockBuilder<'a> {
 
 /// Names a block reads that it does not define itself (nested blocks included).
 fn block_free_names(block: &Block) -> Vec<String> {
-    let mut defined: std::collections::HashSet<&str> = block.inputs.iter().map(|i| i.name.as_str()).collect();
+    let mut defined: std::collections::HashSet<&str> =
+        block.inputs.iter().map(|i| i.name.as_str()).collect();
     let mut free = Vec::new();
     for op in &block.operations {
         for arg in op.inputs.values() {
@@ -505,7 +547,12 @@ impl Plan {
     }
 
     /// Runs a nested block inside `outer`, reading its captured values from there.
-    pub(crate) fn run_nested(&self, outer: &Env, inputs: Vec<Tensor>, states: &mut StateStore) -> Result<Vec<Tensor>> {
+    pub(crate) fn run_nested(
+        &self,
+        outer: &Env,
+        inputs: Vec<Tensor>,
+        states: &mut StateStore,
+    ) -> Result<Vec<Tensor>> {
         let mut env = Env::new(self.n_slots);
         for ((_, slot), t) in self.inputs.iter().zip(inputs) {
             env.set(*slot, t);
@@ -514,7 +561,9 @@ impl Plan {
             let t = match source {
                 Source::Slot(s) => outer.get(*s)?.clone(),
                 Source::Const(t) => t.clone(),
-                Source::State(n) => return Err(Error::msg(format!("state {n:?} captured as a value"))),
+                Source::State(n) => {
+                    return Err(Error::msg(format!("state {n:?} captured as a value")))
+                }
             };
             env.set(*local, t);
         }
@@ -528,11 +577,18 @@ impl Plan {
                 env: &env,
                 states: &mut *states,
             };
-            let outs = step.kernel.run(&mut args).map_err(|e| self.op_error(step, e))?;
+            let outs = step
+                .kernel
+                .run(&mut args)
+                .map_err(|e| self.op_error(step, e))?;
             if outs.len() < step.outputs.len() {
                 return Err(self.op_error(
                     step,
-                    Error::msg(format!("gave {} outputs, op declares {}", outs.len(), step.outputs.len())),
+                    Error::msg(format!(
+                        "gave {} outputs, op declares {}",
+                        outs.len(),
+                        step.outputs.len()
+                    )),
                 ));
             }
             for (slot, t) in step.outputs.iter().zip(outs) {
@@ -549,7 +605,9 @@ impl Plan {
             .map(|s| match s {
                 Source::Slot(x) => env.get(*x).cloned(),
                 Source::Const(t) => Ok(t.clone()),
-                Source::State(n) => Err(Error::msg(format!("function returns state {n:?} as a value"))),
+                Source::State(n) => Err(Error::msg(format!(
+                    "function returns state {n:?} as a value"
+                ))),
             })
             .collect()
     }

@@ -7,8 +7,8 @@ use super::plan::{build_function, BuildCtx};
 use super::{ComputePrecision, StateStore};
 use crate::error::Result;
 use crate::mil::{
-    Argument, Binding, Block, DataType, Function, NamedValueType, Operation, TensorData, TensorType, TensorValue,
-    Value, ValueType,
+    Argument, Binding, Block, DataType, Function, NamedValueType, Operation, TensorData,
+    TensorType, TensorValue, Value, ValueType,
 };
 
 /// A runtime input or a constant argument of a test op.
@@ -19,6 +19,8 @@ pub(crate) enum Arg {
     C(TensorValue),
     /// A variadic argument of runtime tensors.
     Many(Vec<Tensor>),
+    /// A variadic argument of constants (`reshape_like`'s `begins`).
+    Cs(Vec<TensorValue>),
 }
 
 /// The MIL dtype a test tensor stands for.
@@ -34,7 +36,11 @@ fn mil_dtype(d: DType) -> DataType {
 }
 
 /// Runs `op_type` with `args` and outputs of the given MIL dtypes, on CPU in f32.
-pub(crate) fn run_op(op_type: &str, args: Vec<(&str, Arg)>, outputs: &[DataType]) -> Result<Vec<Tensor>> {
+pub(crate) fn run_op(
+    op_type: &str,
+    args: Vec<(&str, Arg)>,
+    outputs: &[DataType],
+) -> Result<Vec<Tensor>> {
     let mut inputs = Vec::new();
     let mut fn_inputs = Vec::new();
     let mut op_inputs = std::collections::BTreeMap::new();
@@ -42,7 +48,14 @@ pub(crate) fn run_op(op_type: &str, args: Vec<(&str, Arg)>, outputs: &[DataType]
         let bindings = match arg {
             Arg::C(tv) => vec![Binding::Value(Value::Tensor(tv))],
             Arg::T(t) => vec![bind_input(&mut inputs, &mut fn_inputs, t)],
-            Arg::Many(ts) => ts.into_iter().map(|t| bind_input(&mut inputs, &mut fn_inputs, t)).collect(),
+            Arg::Many(ts) => ts
+                .into_iter()
+                .map(|t| bind_input(&mut inputs, &mut fn_inputs, t))
+                .collect(),
+            Arg::Cs(tvs) => tvs
+                .into_iter()
+                .map(|tv| Binding::Value(Value::Tensor(tv)))
+                .collect(),
         };
         op_inputs.insert(name.to_string(), Argument { bindings });
     }
@@ -51,7 +64,10 @@ pub(crate) fn run_op(op_type: &str, args: Vec<(&str, Arg)>, outputs: &[DataType]
         .enumerate()
         .map(|(i, &d)| NamedValueType {
             name: format!("out{i}"),
-            ty: ValueType::Tensor(TensorType { dtype: d, shape: None }),
+            ty: ValueType::Tensor(TensorType {
+                dtype: d,
+                shape: None,
+            }),
         })
         .collect();
     let op = Operation {
@@ -91,7 +107,11 @@ fn bind_input(inputs: &mut Vec<Tensor>, fn_inputs: &mut Vec<NamedValueType>, t: 
         name: name.clone(),
         ty: ValueType::Tensor(TensorType::new(mil_dtype(t.dtype()), t.dims())),
     });
-    let t = if t.dtype().is_int() { t.to_dtype(DType::I64).expect("int cast") } else { t };
+    let t = if t.dtype().is_int() {
+        t.to_dtype(DType::I64).expect("int cast")
+    } else {
+        t
+    };
     inputs.push(t);
     Binding::Name(name)
 }
@@ -128,14 +148,27 @@ pub(crate) fn boolean(v: bool) -> TensorValue {
 
 /// A string constant.
 pub(crate) fn string(s: &str) -> TensorValue {
-    TensorValue::new(DataType::String, vec![], TensorData::Str(vec![s.to_string()]))
+    TensorValue::new(
+        DataType::String,
+        vec![],
+        TensorData::Str(vec![s.to_string()]),
+    )
 }
 
 /// Asserts two f32 tensors are equal within `tol` (absolute).
 pub(crate) fn assert_close(got: &Tensor, want: &[f32], shape: &[usize], tol: f32) {
     assert_eq!(got.dims(), shape, "shape");
-    let g: Vec<f32> = got.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let g: Vec<f32> = got
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     for (i, (a, b)) in g.iter().zip(want).enumerate() {
-        assert!(a == b || (a - b).abs() <= tol || (a.is_nan() && b.is_nan()), "element {i}: got {a}, want {b}");
+        assert!(
+            a == b || (a - b).abs() <= tol || (a.is_nan() && b.is_nan()),
+            "element {i}: got {a}, want {b}"
+        );
     }
 }

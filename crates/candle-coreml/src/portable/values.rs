@@ -20,11 +20,31 @@ pub(crate) fn materialize(
     let shape = tv.shape.as_slice();
     let conv = |e: String| Error::msg(format!("constant of type {}: {e}", tv.dtype));
     let t = match dtype {
-        DType::F32 => Tensor::from_vec(tv.to_f32_vec().map_err(|e| conv(e.to_string()))?, shape, device)?,
-        DType::F64 => Tensor::from_vec(tv.to_f64_vec().map_err(|e| conv(e.to_string()))?, shape, device)?,
-        DType::F16 => Tensor::from_vec(tv.to_f16_vec().map_err(|e| conv(e.to_string()))?, shape, device)?,
-        DType::BF16 => Tensor::from_vec(tv.to_bf16_vec().map_err(|e| conv(e.to_string()))?, shape, device)?,
-        DType::I64 => Tensor::from_vec(tv.to_i64_vec().map_err(|e| conv(e.to_string()))?, shape, device)?,
+        DType::F32 => Tensor::from_vec(
+            tv.to_f32_vec().map_err(|e| conv(e.to_string()))?,
+            shape,
+            device,
+        )?,
+        DType::F64 => Tensor::from_vec(
+            tv.to_f64_vec().map_err(|e| conv(e.to_string()))?,
+            shape,
+            device,
+        )?,
+        DType::F16 => Tensor::from_vec(
+            tv.to_f16_vec().map_err(|e| conv(e.to_string()))?,
+            shape,
+            device,
+        )?,
+        DType::BF16 => Tensor::from_vec(
+            tv.to_bf16_vec().map_err(|e| conv(e.to_string()))?,
+            shape,
+            device,
+        )?,
+        DType::I64 => Tensor::from_vec(
+            tv.to_i64_vec().map_err(|e| conv(e.to_string()))?,
+            shape,
+            device,
+        )?,
         DType::U8 => {
             let v: Vec<u8> = tv
                 .to_bool_vec()
@@ -47,7 +67,13 @@ pub(crate) fn tensor_to_value(t: &Tensor, dtype: DataType) -> Result<TensorValue
     let data = if dtype.is_float() {
         TensorData::F64(flat.to_dtype(DType::F64)?.to_vec1::<f64>()?)
     } else if dtype == DataType::Bool {
-        TensorData::Bool(flat.to_dtype(DType::U8)?.to_vec1::<u8>()?.into_iter().map(|b| b != 0).collect())
+        TensorData::Bool(
+            flat.to_dtype(DType::U8)?
+                .to_vec1::<u8>()?
+                .into_iter()
+                .map(|b| b != 0)
+                .collect(),
+        )
     } else if dtype.is_int() {
         TensorData::I64(flat.to_dtype(DType::I64)?.to_vec1::<i64>()?)
     } else {
@@ -68,7 +94,13 @@ pub(crate) fn io_dtype(d: DataType) -> Option<DType> {
         DataType::Int16 | DataType::Int8 => DType::I16,
         DataType::Int64 | DataType::UInt64 | DataType::Int4 => DType::I64,
         DataType::UInt32 | DataType::UInt16 => DType::U32,
-        DataType::Bool | DataType::UInt8 | DataType::UInt1 | DataType::UInt2 | DataType::UInt3 | DataType::UInt4 | DataType::UInt6 => DType::U8,
+        DataType::Bool
+        | DataType::UInt8
+        | DataType::UInt1
+        | DataType::UInt2
+        | DataType::UInt3
+        | DataType::UInt4
+        | DataType::UInt6 => DType::U8,
         DataType::String => return None,
     })
 }

@@ -38,7 +38,8 @@ fn build_sdpa(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
             };
             scores = scores.broadcast_add(&add)?;
         }
-        let probs = candle_core::Tensor::exp(&scores.broadcast_sub(&scores.max_keepdim(D::Minus1)?)?)?;
+        let probs =
+            candle_core::Tensor::exp(&scores.broadcast_sub(&scores.max_keepdim(D::Minus1)?)?)?;
         let probs = probs.broadcast_div(&probs.sum_keepdim(D::Minus1)?)?;
         let out = matmul_bcast(&probs, &vt)?;
         Ok(vec![out.to_dtype(out_dtype)?])
@@ -60,8 +61,16 @@ fn matmul_bcast(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     let n = lead_x.len().max(lead_y.len());
     let mut lead = Vec::with_capacity(n);
     for i in 0..n {
-        let a = if i + lead_x.len() >= n { lead_x[i + lead_x.len() - n] } else { 1 };
-        let b = if i + lead_y.len() >= n { lead_y[i + lead_y.len() - n] } else { 1 };
+        let a = if i + lead_x.len() >= n {
+            lead_x[i + lead_x.len() - n]
+        } else {
+            1
+        };
+        let b = if i + lead_y.len() >= n {
+            lead_y[i + lead_y.len() - n]
+        } else {
+            1
+        };
         lead.push(a.max(b));
     }
     let mut xs = lead.clone();

@@ -18,7 +18,10 @@ const MAX_ITERATIONS: usize = 1 << 24;
 
 fn truth(t: &Tensor) -> Result<bool> {
     if t.elem_count() != 1 {
-        return Err(Error::msg(format!("condition must be a scalar, got shape {:?}", t.dims())));
+        return Err(Error::msg(format!(
+            "condition must be a scalar, got shape {:?}",
+            t.dims()
+        )));
     }
     Ok(t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?[0] != 0.0)
 }
@@ -26,7 +29,10 @@ fn truth(t: &Tensor) -> Result<bool> {
 fn build_cond(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let pred = b.input("pred")?;
     if b.op().blocks.len() != 2 {
-        return Err(b.err(format!("cond needs two blocks, has {}", b.op().blocks.len())));
+        return Err(b.err(format!(
+            "cond needs two blocks, has {}",
+            b.op().blocks.len()
+        )));
     }
     let on_true = b.block(0)?;
     let on_false = b.block(1)?;
@@ -40,7 +46,10 @@ fn build_cond(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
 fn build_while_loop(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let vars = b.variadic("loop_vars")?;
     if b.op().blocks.len() != 2 {
-        return Err(b.err(format!("while_loop needs a condition and a body block, has {}", b.op().blocks.len())));
+        return Err(b.err(format!(
+            "while_loop needs a condition and a body block, has {}",
+            b.op().blocks.len()
+        )));
     }
     let cond = b.block(0)?;
     let body = b.block(1)?;
@@ -59,6 +68,8 @@ fn build_while_loop(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
             let next = a.run_block(&body, state)?;
             state = next;
         }
-        Err(Error::msg(format!("while_loop {label:?} ran {MAX_ITERATIONS} iterations without stopping")))
+        Err(Error::msg(format!(
+            "while_loop {label:?} ran {MAX_ITERATIONS} iterations without stopping"
+        )))
     }))
 }

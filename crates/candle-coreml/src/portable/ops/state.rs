@@ -126,36 +126,64 @@ fn resolve_windows(
         if flag(&masks.squeeze, i) {
             let b = norm(begin[i]);
             if b < 0 || b >= n {
-                return Err(Error::msg(format!("index {} out of range for axis {i} of size {n}", begin[i])));
+                return Err(Error::msg(format!(
+                    "index {} out of range for axis {i} of size {n}",
+                    begin[i]
+                )));
             }
-            out.push(Window { start: b as usize, step: 1, count: 1 });
+            out.push(Window {
+                start: b as usize,
+                step: 1,
+                count: 1,
+            });
             continue;
         }
         let (lo, hi) = if s > 0 { (0, n) } else { (-1, n - 1) };
         let b = if flag(&masks.begin, i) {
-            if s > 0 { 0 } else { n - 1 }
+            if s > 0 {
+                0
+            } else {
+                n - 1
+            }
         } else {
             clamp(norm(begin[i]), lo, hi)
         };
         let e = if flag(&masks.end, i) {
-            if s > 0 { n } else { -1 }
+            if s > 0 {
+                n
+            } else {
+                -1
+            }
         } else {
             clamp(norm(end[i]), lo, hi)
         };
         let count = if s > 0 {
-            if e > b { (e - b + s - 1) / s } else { 0 }
+            if e > b {
+                (e - b + s - 1) / s
+            } else {
+                0
+            }
         } else if b > e {
             (b - e + (-s) - 1) / (-s)
         } else {
             0
         };
-        out.push(Window { start: b.max(0) as usize, step: s, count: count as usize });
+        out.push(Window {
+            start: b.max(0) as usize,
+            step: s,
+            count: count as usize,
+        });
     }
     Ok(out)
 }
 
 /// `x` with the window replaced by `update` (squeezed dims re-inserted).
-fn write_window(x: &Tensor, update: &Tensor, windows: &[Window], squeeze: &[bool]) -> Result<Tensor> {
+fn write_window(
+    x: &Tensor,
+    update: &Tensor,
+    windows: &[Window],
+    squeeze: &[bool],
+) -> Result<Tensor> {
     let mut up = update.clone();
     for (i, sq) in squeeze.iter().enumerate() {
         if *sq && i <= up.rank() {
@@ -165,11 +193,15 @@ fn write_window(x: &Tensor, update: &Tensor, windows: &[Window], squeeze: &[bool
     let want: Vec<usize> = windows.iter().map(|w| w.count).collect();
     if up.dims() != want.as_slice() {
         up = up.broadcast_as(want.as_slice()).map_err(|_| {
-            Error::msg(format!("update of shape {:?} does not fit the window {want:?}", update.dims()))
+            Error::msg(format!(
+                "update of shape {:?} does not fit the window {want:?}",
+                update.dims()
+            ))
         })?;
     }
     if windows.iter().all(|w| w.step == 1) {
-        let ranges: Vec<std::ops::Range<usize>> = windows.iter().map(|w| w.start..w.start + w.count).collect();
+        let ranges: Vec<std::ops::Range<usize>> =
+            windows.iter().map(|w| w.start..w.start + w.count).collect();
         return Ok(x.slice_assign(&ranges, &up.contiguous()?)?);
     }
     // Strided windows: scatter along each strided axis in turn.

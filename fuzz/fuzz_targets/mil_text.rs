@@ -1,0 +1,16 @@
+//! Feeds arbitrary text to the MIL text parser: it must return Ok or Err, never panic.
+#![no_main]
+
+use std::path::Path;
+
+use candle_coreml::format::blob::BlobResolver;
+use candle_coreml::format::mil_text;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let root = std::env::temp_dir();
+        let mut blobs = BlobResolver::new(&root);
+        let _ = mil_text::parse(text, Path::new("fuzz/model.mil"), &mut blobs);
+    }
+});
