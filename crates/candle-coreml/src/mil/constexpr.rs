@@ -105,9 +105,9 @@ pub fn block_constants(block: &Block) -> BTreeMap<&str, &Value> {
 /// assert_eq!(dense.dtype, DataType::Fp32);
 /// assert_eq!(dense.to_f32_vec().unwrap(), vec![0.0, 0.5, 2.0]);
 /// ```
-pub fn decompress<'a>(
-    op: &'a Operation,
-    lookup: &dyn Fn(&str) -> Option<&'a Value>,
+pub fn decompress<'v>(
+    op: &Operation,
+    lookup: &dyn Fn(&str) -> Option<&'v Value>,
 ) -> Result<TensorValue, String> {
     let mut outputs = decompress_all(op, lookup)?;
     match outputs.len() {
@@ -122,7 +122,17 @@ pub fn decompress<'a>(
 /// Decompresses a constexpr op into one constant per output, in output
 /// order; see [`decompress`]. When the op declares its outputs, their dtypes
 /// and (known) shapes must match what the parameters decode to.
-pub fn decompress_all<'a>(
+pub fn decompress_all<'v>(
+    op: &Operation,
+    lookup: &dyn Fn(&str) -> Option<&'v Value>,
+) -> Result<Vec<TensorValue>, String> {
+    // Parameters borrow from the op or from the lookup's values: shorten
+    // both to one lifetime.
+    decompress_params(op, &|name| lookup(name))
+}
+
+/// [`decompress_all`] with the op and the looked-up values sharing a lifetime.
+fn decompress_params<'a>(
     op: &'a Operation,
     lookup: &dyn Fn(&str) -> Option<&'a Value>,
 ) -> Result<Vec<TensorValue>, String> {
