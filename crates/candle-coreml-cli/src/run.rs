@@ -26,6 +26,10 @@ pub(crate) struct Args {
     /// An input as NAME=PATH.npy (repeat for each input).
     #[arg(long = "input", value_name = "NAME=PATH")]
     inputs: Vec<String>,
+    /// An .npz archive of inputs: each array named NAME or `input:NAME`
+    /// feeds the input NAME; other arrays are ignored.
+    #[arg(long = "inputs-npz", value_name = "PATH")]
+    inputs_npz: Option<PathBuf>,
     /// Folder to write each output to as OUTPUT.npy.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -60,6 +64,19 @@ fn read_inputs(specs: &[String]) -> Result<Vec<(String, Tensor)>> {
         .collect()
 }
 
+fn read_npz_inputs(path: &Path, model: &Model) -> Result<Vec<(String, Tensor)>> {
+    let arrays = Tensor::read_npz(path)
+        .with_context(|| format!("--inputs-npz: reading {}", path.display()))?;
+    let wanted: Vec<&str> = model.inputs().iter().map(|i| i.name.as_str()).collect();
+    Ok(arrays
+        .into_iter()
+        .filter_map(|(key, t)| {
+            let name = key.strip_prefix("input:").unwrap_or(&key).to_string();
+            wanted.contains(&name.as_str()).then_some((name, t))
+        })
+        .collect())
+}
+
 pub(crate) fn main(args: Args) -> Result<()> {
     let device = parse_device(&args.device)?;
     let mut builder = Model::builder().backend(args.backend.into()).device(device);
@@ -69,7 +86,15 @@ pub(crate) fn main(args: Args) -> Result<()> {
     let t0 = Instant::now();
     let model = builder.load(&args.model)?;
     let load = t0.elapsed();
-    let inputs = read_inputs(&args.inputs)?;
+    let mut inputs = match &args.inputs_npz {
+        Some(p) => read_npz_inputs(p, &model)?,
+        None => Vec::new(),
+    };
+    inputs.extend(read_inputs(&args.inputs)?);
+    if inputs.is_empty() && !model.inputs().is_empty() {
+        let names: Vec<&str> = model.inputs().iter().map(|i| i.name.as_str()).collect();
+        bail!("no inputs given; the model takes {names:?}: pass --input NAME=PATH.npy or --inputs-npz");
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let t1 = Instant::now();

@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use super::plan::{Env, Plan};
 use super::{ComputePrecision, StateStore};
 use crate::error::{Error, Result};
-use crate::mil::{Binding, DataType, Operation, TensorValue, Value, ValueType};
+use crate::mil::{DataType, Operation, TensorValue, ValueType};
 
 /// A prepared op: parameters already parsed, ready to run many times.
 pub(crate) trait Kernel: Send + Sync {
@@ -34,11 +34,6 @@ where
     F: Fn(&mut Args<'_>) -> Result<Vec<Tensor>> + Send + Sync + 'static,
 {
     Box::new(f)
-}
-
-/// A kernel that returns its one input unchanged (identity-like ops).
-pub(crate) fn passthrough(x: In) -> Box<dyn Kernel> {
-    kernel(move |a| Ok(vec![a.tensor(x)?.clone()]))
 }
 
 /// Builds a kernel for one op at load time.
@@ -339,14 +334,6 @@ impl<'a> OpBuilder<'a> {
             .ok_or_else(|| self.err(format!("dtype {d} cannot be computed")))
     }
 
-    /// The candle dtype floats are computed in for this program.
-    pub(crate) fn float_dtype(&self) -> DType {
-        match self.precision {
-            ComputePrecision::Float32 => DType::F32,
-            ComputePrecision::Program => DType::F16,
-        }
-    }
-
     /// Builds nested block `index` of this op; `inputs` are example values
     /// for the block inputs when they are known (may be empty).
     pub(crate) fn block(&mut self, index: usize) -> Result<Arc<Plan>> {
@@ -354,11 +341,6 @@ impl<'a> OpBuilder<'a> {
             return Err(self.err(format!("op has no block {index}")));
         }
         (self.build_block)(index, &[])
-    }
-
-    /// The op's attribute `name` (rarely needed: parameters are inputs).
-    pub(crate) fn attribute(&self, name: &str) -> Option<&Value> {
-        self.op.attribute(name)
     }
 }
 
@@ -438,13 +420,5 @@ impl Args<'_> {
     /// current environment (so it sees the enclosing values).
     pub(crate) fn run_block(&mut self, plan: &Plan, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
         plan.run_nested(self.env, inputs, self.states)
-    }
-}
-
-/// Reads a binding's MIL constant when the binding is an inline value.
-pub(crate) fn binding_constant(b: &Binding) -> Option<&TensorValue> {
-    match b {
-        Binding::Value(v) => v.as_tensor(),
-        Binding::Name(_) => None,
     }
 }

@@ -184,11 +184,6 @@ impl PortableModel {
             })
             .collect()
     }
-
-    /// Number of ops left to run per call after load-time folding.
-    pub(crate) fn step_count(&self) -> usize {
-        self.plan.step_count()
-    }
 }
 
 fn split_inputs(f: &Function) -> (Vec<(String, TensorType)>, Vec<(String, TensorType)>) {

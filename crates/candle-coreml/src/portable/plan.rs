@@ -623,9 +623,4 @@ impl Plan {
             },
         }
     }
-
-    /// Number of prepared (non-constant) steps.
-    pub(crate) fn step_count(&self) -> usize {
-        self.steps.len()
-    }
 }
