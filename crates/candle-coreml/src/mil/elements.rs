@@ -586,3 +586,7 @@ fn storage_name(data: &TensorData) -> &'static str {
         TensorData::Bytes(_) => "bytes",
     }
 }
+
+#[cfg(test)]
+#[path = "elements_tests.rs"]
+mod tests;

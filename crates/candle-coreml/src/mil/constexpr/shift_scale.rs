@@ -31,8 +31,7 @@ pub(super) fn affine_dequantize(p: &Params) -> Result<TensorValue, String> {
         } else {
             (k / inner) % dim
         };
-        // Scalars were widened to one value per channel by `per_axis`.
-        let (z, m) = (zp.get(c).copied(), s.get(c).copied());
+        let (z, m) = (channel(&zp, c), channel(&s, c));
         let (Some(z), Some(m)) = (z, m) else {
             return Err("internal: channel index out of range".into());
         };
@@ -42,9 +41,18 @@ pub(super) fn affine_dequantize(p: &Params) -> Result<TensorValue, String> {
     Ok(dense(scale.dtype, shape.clone(), bytes))
 }
 
-/// The values of an affine parameter, one per index of `axis` (a scalar is
-/// repeated). Accepted shapes: one element, `[shape[axis]]`, or the data's
-/// rank with 1 everywhere but `axis`.
+/// The value of an affine parameter for channel `c`: its only value, or its
+/// value `c`.
+fn channel(values: &[f32], c: usize) -> Option<f32> {
+    match values {
+        [v] => Some(*v),
+        _ => values.get(c).copied(),
+    }
+}
+
+/// The values of an affine parameter: one value, or one per index of `axis`.
+/// Accepted shapes: one element, `[shape[axis]]`, or the data's rank with 1
+/// everywhere but `axis`.
 fn per_axis(t: &TensorValue, shape: &[usize], axis: usize, what: &str) -> Result<Vec<f32>, String> {
     let values = t.to_f32_vec().map_err(in_param(what))?;
     let dim = shape[axis];
@@ -54,9 +62,7 @@ fn per_axis(t: &TensorValue, shape: &[usize], axis: usize, what: &str) -> Result
                 .iter()
                 .enumerate()
                 .all(|(i, &d)| d == if i == axis { dim } else { 1 }));
-    if values.len() == 1 {
-        Ok(vec![values[0]; dim.max(1)])
-    } else if fits_axis {
+    if values.len() == 1 || fits_axis {
         Ok(values)
     } else {
         Err(format!(
