@@ -170,3 +170,16 @@ fn missing_required_alpha_is_an_error() {
     );
     assert!(r.is_err());
 }
+
+#[test]
+fn activations_work_in_half_precision() {
+    use candle_core::DType;
+    let x = t(&[-1., 0., 2.], &[3]).to_dtype(DType::F16).unwrap();
+    let gelu = super::apply(super::Act::Gelu(super::GeluMode::Exact), &x).unwrap();
+    assert_eq!(gelu.dtype(), DType::F16);
+    assert_close(&gelu, &[-0.158_655_3, 0., 1.954_5], &[3], 2e-3);
+    let s = super::sigmoid(&x).unwrap();
+    assert_close(&s, &[0.268_941_4, 0.5, 0.880_797_1], &[3], 1e-3);
+    let e = super::apply(super::Act::Elu(0.5), &x).unwrap();
+    assert_close(&e, &[-0.316_060_3, 0., 2.], &[3], 1e-3);
+}

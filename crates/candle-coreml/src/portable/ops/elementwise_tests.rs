@@ -367,3 +367,42 @@ fn incompatible_broadcast_is_an_error() {
     );
     assert!(r.is_err());
 }
+
+#[test]
+fn kernels_work_in_half_precision() {
+    // Under ComputePrecision::Program fp16 values stay f16.
+    let x = t(&[0.5, 1.5, -2.5, 0.25], &[4])
+        .to_dtype(DType::F16)
+        .unwrap();
+    let r = super::unary(super::Un::Round, &x, 0.0, DType::F16).unwrap();
+    assert_eq!(r.dtype(), DType::F16);
+    assert_close(&r, &[0., 2., -2., 0.], &[4], 0.0);
+    let r = super::unary(super::Un::Atan, &x, 0.0, DType::F16).unwrap();
+    assert_close(
+        &r.to_dtype(DType::F16).unwrap(),
+        &[0.463_6, 0.982_8, -1.190_3, 0.245],
+        &[4],
+        1e-3,
+    );
+    for op in [
+        super::Un::Erf,
+        super::Un::Sign,
+        super::Un::Exp2,
+        super::Un::Log,
+    ] {
+        let r = super::unary(op, &x, 1e-45, DType::F16).unwrap();
+        assert_eq!(r.dims(), &[4]);
+    }
+    let y = t(&[2., 2., 3., -1.], &[4]).to_dtype(DType::F16).unwrap();
+    let r = super::binary(super::Bin::Pow, &x, &y, DType::F16).unwrap();
+    assert_close(
+        &r.to_dtype(DType::F16).unwrap(),
+        &[0.25, 2.25, -15.625, 4.],
+        &[4],
+        1e-3,
+    );
+    let r = super::binary(super::Bin::Mod, &x, &y, DType::F16).unwrap();
+    assert_close(&r, &[0.5, 1.5, 0.5, -0.75], &[4], 1e-3);
+    let r = super::binary(super::Bin::Maximum, &x, &y, DType::F16).unwrap();
+    assert_close(&r, &[2., 2., 3., 0.25], &[4], 0.0);
+}
