@@ -56,8 +56,12 @@ pub(crate) fn const_tensor(b: &super::super::kernel::OpBuilder<'_>, name: &str) 
 // shape_ops / tensor_ops helpers.
 
 /// Largest element count a shape computed from program data may have before
-/// a kernel refuses to allocate it (2^36 elements).
-pub(crate) const MAX_ELEMENTS: usize = 1 << 36;
+/// a kernel refuses to allocate it (2^32 elements).
+pub(crate) const MAX_ELEMENTS: usize = if usize::BITS >= 64 {
+    (1u64 << 32) as usize
+} else {
+    usize::MAX / 2
+};
 
 /// Sizes from program data (a `fill` shape, `tile` reps applied, padded
 /// dims): each must be non-negative and their product at most [`MAX_ELEMENTS`].
@@ -65,7 +69,8 @@ pub(crate) fn checked_dims(dims: &[i64]) -> Result<Vec<usize>> {
     let mut total: usize = 1;
     let mut out = Vec::with_capacity(dims.len());
     for &d in dims {
-        let u = usize::try_from(d).map_err(|_| Error::msg(format!("negative dimension {d} in shape {dims:?}")))?;
+        let u = usize::try_from(d)
+            .map_err(|_| Error::msg(format!("negative dimension {d} in shape {dims:?}")))?;
         total = total
             .checked_mul(u)
             .filter(|&t| t <= MAX_ELEMENTS)
