@@ -407,7 +407,7 @@ fn conv_transpose(
     let full: Vec<usize> = (0..n).map(|i| (din[i] - 1) * s[i] + keff[i]).collect();
     let uniform = s.iter().all(|&v| v == s[0]) && d.iter().all(|&v| v == d[0]);
     let y = match n {
-        1 => x.conv_transpose1d(w, 0, 0, s[0], d[0], g)?,
+        1 => conv_transpose1d(x, w, s[0], d[0], g)?,
         2 if uniform && g == 1 => x.conv_transpose2d(w, 0, 0, s[0], d[0])?,
         _ => conv_transpose_as_conv(x, w, &s, &d, &keff, g)?,
     };
@@ -440,6 +440,20 @@ fn conv_transpose(
             .pad_with_zeros(2 + i, 0, want - avail)?;
     }
     Ok(y.contiguous()?)
+}
+
+/// candle's conv_transpose1d, one batch item at a time: its CPU fast path
+/// (col2im, taken without padding or dilation) mixes up batch items when the
+/// batch is larger than one (candle-core 0.11.1).
+fn conv_transpose1d(x: &Tensor, w: &Tensor, s: usize, d: usize, g: usize) -> Result<Tensor> {
+    let n = x.dim(0)?;
+    if n <= 1 {
+        return Ok(x.conv_transpose1d(w, 0, 0, s, d, g)?);
+    }
+    let items = (0..n)
+        .map(|i| Ok(x.narrow(0, i, 1)?.conv_transpose1d(w, 0, 0, s, d, g)?))
+        .collect::<Result<Vec<Tensor>>>()?;
+    Ok(Tensor::cat(&items, 0)?)
 }
 
 /// A transposed conv as a stride-1 conv of the zero-dilated input with the
@@ -698,5 +712,24 @@ mod tests {
             &[1, 1, 7],
             1e-5,
         );
+    }
+
+    #[test]
+    fn conv_transpose1d_batch2() {
+        // torch: F.conv_transpose1d(x, w, stride=2)
+        let y = run(
+            "conv_transpose",
+            vec![
+                ("x", input(30, 7, &[2, 3, 5])),
+                ("weight", weight(18, 5, &[3, 2, 3])),
+                ("strides", c(ints1(&[2]))),
+            ],
+        );
+        let want = [
+            1.25, 1., 0.5, 0.25, 2.5, 1.25, 1., 0.5, 1.25, -0.25, -1., 0.5, -2.25, 1.25, -3.25,
+            -2.5, 1., -1., 0., 2.25, 2.5, 0.5, -0.25, 0.25, 2.5, 1.25, 1., 0.5, 1.25, -0.25, -2.,
+            -1., -1., 0., -3.25, -2.5, 1., -1., 0., 2.25, 2.5, 2., 1.5, -1.,
+        ];
+        assert_close(&y, &want, &[2, 2, 11], 1e-5);
     }
 }

@@ -72,6 +72,13 @@ pub(super) fn opt_operand(
 /// A matrix product of rank-2+ operands of one dtype, with candle's batch
 /// broadcasting; integer dtypes go through f64.
 pub(super) fn mm(x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    // candle-core 0.11.1's CPU matmul folds the batch into the rows when the
+    // rhs batch stride is 0, which is wrong for a non-contiguous lhs.
+    let x = &if x.rank() > 2 && !x.is_contiguous() {
+        x.contiguous()?
+    } else {
+        x.clone()
+    };
     if x.dtype().is_float() {
         Ok(x.broadcast_matmul(y)?)
     } else {
