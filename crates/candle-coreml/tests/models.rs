@@ -77,7 +77,7 @@ fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: Tolerance) {
         let err = (a - b).abs();
         max_abs = max_abs.max(err);
         let excess = err - (tol.atol + tol.rtol * b.abs());
-        if !(excess <= 0.0) && worst.is_none_or(|(_, e)| excess > e) {
+        if (excess > 0.0 || excess.is_nan()) && worst.is_none_or(|(_, e)| excess > e) {
             worst = Some((i, excess));
         }
     }
