@@ -183,10 +183,15 @@ def dense_values(pkg: Path):
 
 
 def _final_weight(dense, ops, consumer_hint: str, fallback):
-    """The dense weight feeding `consumer_hint` (conv/linear), else the original."""
-    for op in ops:
+    """The dense weight feeding `consumer_hint` (conv/linear), else the original.
+
+    The last float output of the chain is the weight: in joint chains an
+    earlier op also outputs a (uint1) mask of the same shape.
+    """
+    for op in reversed(ops):
         for out in op["outputs"]:
-            if out["shape"] == list(fallback.shape) and out["name"].startswith(consumer_hint + "_"):
+            if (out["shape"] == list(fallback.shape) and out["dtype"] in ("fp16", "fp32")
+                    and out["name"].startswith(consumer_hint + "_")):
                 return dense[out["name"]]
     return fallback
 

@@ -1,6 +1,7 @@
 //! The portable backend: evaluates MIL programs with candle ops, so Core ML
 //! models run wherever candle does (CPU, CUDA).
 
+pub(crate) mod fuse;
 pub(crate) mod kernel;
 pub(crate) mod ops;
 pub(crate) mod plan;
@@ -60,7 +61,9 @@ impl StateStore {
                 ),
             });
         }
-        let t = t.to_dtype(old.dtype())?;
+        // A private copy: the fused KV-cache write updates buffers in place,
+        // which must never reach a tensor the caller or another value holds.
+        let t = t.to_dtype(old.dtype())?.copy()?;
         self.buffers.insert(name.to_string(), t);
         Ok(())
     }
@@ -176,6 +179,11 @@ impl PortableModel {
             .iter()
             .zip(outs)
             .map(|((name, d), t)| {
+                // An output read straight from a state would alias a buffer
+                // the next call updates in place.
+                let t = if self.states.is_empty() { t } else { t.copy()? };
+                // Core ML hands rank-0 outputs back as shape [1].
+                let t = if t.rank() == 0 { t.reshape(1)? } else { t };
                 let t = match values::io_dtype(*d) {
                     Some(io) if io != t.dtype() => t.to_dtype(io)?,
                     _ => t,

@@ -77,6 +77,7 @@ struct Entry {
 
 /// Ops never folded at load even when all inputs are constant.
 const NO_FOLD: &[&str] = &[
+    super::fuse::SLICE_UPDATE_STATE,
     "read_state",
     "write_state",
     "coreml_update_state",
@@ -221,7 +222,7 @@ impl<'a> BlockBuilder<'a> {
     }
 
     fn build(&mut self, block: &Block, inputs: Vec<(String, usize)>) -> Result<Plan> {
-        for op in &block.operations {
+        for op in &super::fuse::fuse_state_updates(block) {
             self.build_op(op)?;
         }
         if !self.unknown.is_empty() {

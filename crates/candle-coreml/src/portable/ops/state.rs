@@ -5,7 +5,8 @@ use candle_core::{DType, Tensor};
 
 use super::Registry;
 use crate::error::{Error, Result};
-use crate::portable::kernel::{kernel, Kernel, OpBuilder};
+use crate::portable::fuse::SLICE_UPDATE_STATE;
+use crate::portable::kernel::{kernel, IntsArg, Kernel, OpBuilder};
 
 /// Registers this family's ops.
 pub(crate) fn register(reg: &mut Registry) {
@@ -13,6 +14,7 @@ pub(crate) fn register(reg: &mut Registry) {
     reg.insert("write_state", build_write_state);
     reg.insert("coreml_update_state", build_update_state);
     reg.insert("slice_update", build_slice_update);
+    reg.insert(SLICE_UPDATE_STATE, build_slice_update_state);
 }
 
 fn build_read_state(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
@@ -60,29 +62,118 @@ fn bool_list(b: &OpBuilder<'_>, name: &str) -> Result<Vec<bool>> {
     Ok(b.ints(name)?.into_iter().map(|v| v != 0).collect())
 }
 
+/// The window parameters of a `slice_update`, parsed once.
+struct WindowArgs {
+    begin: IntsArg,
+    end: IntsArg,
+    stride: Option<IntsArg>,
+    masks: Masks,
+}
+
+impl WindowArgs {
+    fn parse(b: &mut OpBuilder<'_>) -> Result<Self> {
+        Ok(Self {
+            begin: b.ints_or_input("begin")?,
+            end: b.ints_or_input("end")?,
+            stride: b.opt_ints_or_input("stride")?,
+            masks: Masks {
+                begin: bool_list(b, "begin_mask")?,
+                end: bool_list(b, "end_mask")?,
+                squeeze: bool_list(b, "squeeze_mask")?,
+            },
+        })
+    }
+
+    fn windows(
+        &self,
+        a: &crate::portable::kernel::Args<'_>,
+        dims: &[usize],
+    ) -> Result<Vec<Window>> {
+        let stride = match &self.stride {
+            Some(s) => a.ints(s)?,
+            None => vec![1; dims.len()],
+        };
+        resolve_windows(
+            dims,
+            &a.ints(&self.begin)?,
+            &a.ints(&self.end)?,
+            &stride,
+            &self.masks,
+        )
+    }
+}
+
+/// The fused KV-cache write (see `portable::fuse`): the window is written
+/// into the state buffer in place when it is contiguous, with no copy of the
+/// rest of the cache.
+fn build_slice_update_state(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
+    let state = b.input("x")?;
+    let update = b.input("update")?;
+    let w = WindowArgs::parse(b)?;
+    Ok(kernel(move |a| {
+        let name = a.state_name(state)?.to_string();
+        let buf = a.states().get(&name)?.clone();
+        let windows = w.windows(a, buf.dims())?;
+        let up = a.tensor(update)?.to_dtype(buf.dtype())?;
+        let up = squeezed_back(&up, &w.masks.squeeze)?;
+        let counts: Vec<usize> = windows.iter().map(|w| w.count).collect();
+        let up = if up.dims() == counts.as_slice() {
+            up
+        } else {
+            up.broadcast_as(counts.as_slice())?
+        };
+        if buf.is_contiguous() && windows.iter().all(|w| w.step == 1) {
+            set_window(&buf, &up.contiguous()?, &windows)?;
+        } else {
+            let out = write_window(&buf, &up, &windows, &[])?;
+            a.states().set(&name, out)?;
+        }
+        Ok(vec![])
+    }))
+}
+
+/// `update` with the squeezed axes of the window put back as size-1 axes.
+fn squeezed_back(update: &Tensor, squeeze: &[bool]) -> Result<Tensor> {
+    let mut up = update.clone();
+    for (i, sq) in squeeze.iter().enumerate() {
+        if *sq && i <= up.rank() {
+            up = up.unsqueeze(i)?;
+        }
+    }
+    Ok(up)
+}
+
+/// Copies `src` into the window of the contiguous `dst`, in place.
+fn set_window(dst: &Tensor, src: &Tensor, windows: &[Window]) -> Result<()> {
+    let Some((first, rest)) = windows.split_first() else {
+        return Err(Error::msg("cannot update a window of a scalar in place"));
+    };
+    let rest_full = rest
+        .iter()
+        .zip(&dst.dims()[1..])
+        .all(|(w, &n)| w.start == 0 && w.count == n);
+    if rest_full {
+        if first.count > 0 {
+            dst.slice_set(src, 0, first.start)?;
+        }
+        return Ok(());
+    }
+    for i in 0..first.count {
+        set_window(&dst.get(first.start + i)?, &src.get(i)?, rest)?;
+    }
+    Ok(())
+}
+
 fn build_slice_update(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let x = b.input("x")?;
     let update = b.input("update")?;
-    let begin = b.ints_or_input("begin")?;
-    let end = b.ints_or_input("end")?;
-    let stride = b.opt_ints_or_input("stride")?;
-    let masks = Masks {
-        begin: bool_list(b, "begin_mask")?,
-        end: bool_list(b, "end_mask")?,
-        squeeze: bool_list(b, "squeeze_mask")?,
-    };
+    let w = WindowArgs::parse(b)?;
     let out_dtype = b.output_dtype(0)?;
     Ok(kernel(move |a| {
         let xt = a.tensor(x)?;
-        let begin = a.ints(&begin)?;
-        let end = a.ints(&end)?;
-        let stride = match &stride {
-            Some(s) => a.ints(s)?,
-            None => vec![1; xt.rank()],
-        };
-        let windows = resolve_windows(xt.dims(), &begin, &end, &stride, &masks)?;
+        let windows = w.windows(a, xt.dims())?;
         let up = a.tensor(update)?.to_dtype(xt.dtype())?;
-        let out = write_window(xt, &up, &windows, &masks.squeeze)?;
+        let out = write_window(xt, &up, &windows, &w.masks.squeeze)?;
         Ok(vec![out.to_dtype(out_dtype)?])
     }))
 }
