@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, ModelFile};
 use crate::mil::{DataType, TensorType};
 use crate::native;
-use crate::portable::{values::io_dtype, ComputePrecision, PortableModel, StateStore};
+use crate::portable::{values::io_dtype, ComputePrecision, ConstCache, PortableModel, StateStore};
 
 /// Which runtime executes a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -149,6 +149,8 @@ enum Engine {
 pub struct Model {
     path: PathBuf,
     file: Option<Arc<ModelFile>>,
+    /// Device tensors of the weights, shared with every `with_function` sibling.
+    consts: Arc<ConstCache>,
     description: ModelDescription,
     function: String,
     options: ModelOptions,
@@ -194,6 +196,7 @@ impl Model {
             return Ok(Model {
                 path,
                 file: None,
+                consts: Arc::default(),
                 description,
                 function,
                 options,
@@ -201,10 +204,15 @@ impl Model {
             });
         }
         let file = Arc::new(format::open(&path)?);
-        Self::portable(path, file, options)
+        Self::portable(path, file, options, Arc::default())
     }
 
-    fn portable(path: PathBuf, file: Arc<ModelFile>, options: ModelOptions) -> Result<Model> {
+    fn portable(
+        path: PathBuf,
+        file: Arc<ModelFile>,
+        options: ModelOptions,
+        consts: Arc<ConstCache>,
+    ) -> Result<Model> {
         let description = file.description.clone();
         let function = options
             .function
@@ -220,10 +228,17 @@ impl Model {
                     .collect(),
             });
         }
-        let m = PortableModel::load(&file, &function, &options.device, options.precision)?;
+        let m = PortableModel::load(
+            &file,
+            &function,
+            &options.device,
+            options.precision,
+            &consts,
+        )?;
         Ok(Model {
             path,
             file: Some(file),
+            consts,
             description,
             function,
             options,
@@ -237,7 +252,12 @@ impl Model {
         let mut options = self.options.clone();
         options.function = Some(name.to_string());
         match &self.file {
-            Some(file) => Self::portable(self.path.clone(), file.clone(), options),
+            Some(file) => Self::portable(
+                self.path.clone(),
+                file.clone(),
+                options,
+                self.consts.clone(),
+            ),
             None => Self::load_with(&self.path, options),
         }
     }

@@ -5,6 +5,7 @@ pub(crate) mod fuse;
 pub(crate) mod kernel;
 pub(crate) mod ops;
 pub(crate) mod plan;
+pub(crate) use plan::ConstCache;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub(crate) mod values;
@@ -89,6 +90,7 @@ impl PortableModel {
         function: &str,
         device: &Device,
         precision: ComputePrecision,
+        consts: &plan::ConstCache,
     ) -> Result<Self> {
         let program = match &file.body {
             ModelBody::Program(p) => p,
@@ -111,6 +113,7 @@ impl PortableModel {
             device,
             precision,
             function,
+            consts,
         };
         let plan = plan::build_function(&ctx, f)?;
         let (inputs, states) = split_inputs(f);

@@ -73,6 +73,8 @@ struct Entry {
     source: Source,
     ty: Option<ValueType>,
     constant: Option<Arc<TensorValue>>,
+    /// Identity of a weight-file constant, for sharing across functions.
+    key: Option<Arc<str>>,
 }
 
 /// Ops never folded at load even when all inputs are constant.
@@ -97,6 +99,36 @@ pub(crate) struct BuildCtx<'a> {
     pub(crate) device: &'a Device,
     pub(crate) precision: ComputePrecision,
     pub(crate) function: &'a str,
+    pub(crate) consts: &'a ConstCache,
+}
+
+impl BuildCtx<'_> {
+    fn precision_tag(&self) -> &'static str {
+        match self.precision {
+            ComputePrecision::Float32 => "f32",
+            ComputePrecision::Program => "program",
+        }
+    }
+}
+
+/// Constants materialised on the device, shared by every function of a
+/// model loaded from one file, keyed by where their data lives in the weight
+/// file (and the compute dtype), so `prefill` and `infer` hold one copy.
+#[derive(Default)]
+pub(crate) struct ConstCache {
+    tensors: std::sync::Mutex<HashMap<String, Tensor>>,
+}
+
+impl ConstCache {
+    fn get(&self, key: &str) -> Option<Tensor> {
+        self.tensors.lock().ok()?.get(key).cloned()
+    }
+
+    fn insert(&self, key: &str, t: &Tensor) {
+        if let Ok(mut m) = self.tensors.lock() {
+            m.insert(key.to_string(), t.clone());
+        }
+    }
 }
 
 /// Prepares function `f` of a program.
@@ -118,6 +150,7 @@ pub(crate) fn build_function(ctx: &BuildCtx<'_>, f: &Function) -> Result<Plan> {
                 source,
                 ty: Some(input.ty.clone()),
                 constant: None,
+                key: None,
             },
         );
     }
@@ -139,6 +172,7 @@ impl Entry {
             source: Source::Slot(s),
             ty: Some(ty.clone()),
             constant: None,
+            key: None,
         }
     }
 }
@@ -184,16 +218,44 @@ impl<'a> BlockBuilder<'a> {
         tv: TensorValue,
         ty: Option<ValueType>,
     ) -> Result<Entry> {
-        let source = materialize(&tv, self.ctx.device, self.ctx.precision)
-            .map_err(|e| self.invalid(op, e.to_string()))?
-            .map_or(
-                Source::Const(Tensor::zeros(0, candle_core::DType::U8, self.ctx.device)?),
-                Source::Const,
-            );
+        let key = tv
+            .blob
+            .as_ref()
+            .map(|b| Arc::from(format!("blob:{}@{}:{}", b.file, b.offset, tv.dtype)));
+        self.constant_entry_keyed(op, tv, ty, key)
+    }
+
+    fn constant_entry_keyed(
+        &self,
+        op: &Operation,
+        tv: TensorValue,
+        ty: Option<ValueType>,
+        key: Option<Arc<str>>,
+    ) -> Result<Entry> {
+        let cached = key.as_deref().and_then(|k| self.ctx.consts.get(k));
+        let source = match cached {
+            Some(t) => Source::Const(t),
+            None => {
+                let t = materialize(&tv, self.ctx.device, self.ctx.precision)
+                    .map_err(|e| self.invalid(op, e.to_string()))?;
+                match t {
+                    Some(t) => {
+                        if let Some(k) = key.as_deref() {
+                            self.ctx.consts.insert(k, &t);
+                        }
+                        Source::Const(t)
+                    }
+                    None => {
+                        Source::Const(Tensor::zeros(0, candle_core::DType::U8, self.ctx.device)?)
+                    }
+                }
+            }
+        };
         Ok(Entry {
             source,
             ty,
             constant: Some(Arc::new(tv)),
+            key,
         })
     }
 
@@ -379,46 +441,80 @@ impl<'a> BlockBuilder<'a> {
     }
 
     fn fold(&mut self, op: &Operation, kernel: &dyn Kernel, sources: &[Source]) -> Result<()> {
-        let env = Env::default();
-        let mut states = StateStore::default();
-        let mut args = Args {
-            sources,
-            env: &env,
-            states: &mut states,
+        let key = self.derived_key(op);
+        let cached: Option<Vec<Tensor>> = key.as_ref().and_then(|k| {
+            (0..op.outputs.len())
+                .map(|i| self.ctx.consts.get(&format!("{k}#{i}")))
+                .collect()
+        });
+        let outs = match cached {
+            Some(outs) => outs,
+            None => {
+                let env = Env::default();
+                let mut states = StateStore::default();
+                let mut args = Args {
+                    sources,
+                    env: &env,
+                    states: &mut states,
+                };
+                let outs = kernel
+                    .run(&mut args)
+                    .map_err(|e| self.invalid(op, format!("while folding constants: {e}")))?;
+                if outs.len() != op.outputs.len() {
+                    return Err(self.invalid(
+                        op,
+                        format!(
+                            "kernel gave {} outputs, op declares {}",
+                            outs.len(),
+                            op.outputs.len()
+                        ),
+                    ));
+                }
+                if let Some(k) = &key {
+                    for (i, t) in outs.iter().enumerate() {
+                        self.ctx.consts.insert(&format!("{k}#{i}"), t);
+                    }
+                }
+                outs
+            }
         };
-        let outs = kernel
-            .run(&mut args)
-            .map_err(|e| self.invalid(op, format!("while folding constants: {e}")))?;
-        if outs.len() != op.outputs.len() {
-            return Err(self.invalid(
-                op,
-                format!(
-                    "kernel gave {} outputs, op declares {}",
-                    outs.len(),
-                    op.outputs.len()
-                ),
-            ));
-        }
-        for (t, out) in outs.into_iter().zip(&op.outputs) {
+        for (i, (t, out)) in outs.into_iter().zip(&op.outputs).enumerate() {
             let constant = match out.ty.as_tensor() {
                 Some(tt) if t.elem_count() <= FOLD_KEEP_VALUE => {
                     tensor_to_value(&t, tt.dtype).ok().map(Arc::new)
                 }
                 _ => None,
             };
-            self.define(
-                &out.name,
-                Entry {
-                    source: Source::Const(t),
-                    ty: Some(out.ty.clone()),
-                    constant,
-                },
-            );
+            let entry = Entry {
+                source: Source::Const(t),
+                ty: Some(out.ty.clone()),
+                constant,
+                key: key.as_ref().map(|k| Arc::from(format!("{k}#{i}"))),
+            };
+            self.define(&out.name, entry);
         }
         Ok(())
     }
 
     fn build_constexpr(&mut self, op: &Operation) -> Result<()> {
+        let key = self.derived_key(op);
+        if let Some(k) = &key {
+            let hits: Option<Vec<Tensor>> = (0..op.outputs.len())
+                .map(|i| self.ctx.consts.get(&format!("{k}#{i}")))
+                .collect();
+            if let Some(hits) = hits {
+                for (i, (t, out)) in hits.into_iter().zip(&op.outputs).enumerate() {
+                    let entry = Entry {
+                        source: Source::Const(t),
+                        ty: Some(out.ty.clone()),
+                        constant: None,
+                        key: Some(Arc::from(format!("{k}#{i}"))),
+                    };
+                    self.define(&out.name, entry);
+                }
+                return Ok(());
+            }
+        }
         // Parameters bound by name (iOS18 form) resolve to the constants in scope.
         let mut known: HashMap<&str, Value> = HashMap::new();
         for arg in op.inputs.values() {
@@ -448,11 +544,40 @@ impl<'a> BlockBuilder<'a> {
                 ),
             ));
         }
-        for (tv, out) in dense.into_iter().zip(&op.outputs) {
-            let e = self.constant_entry(op, tv, Some(out.ty.clone()))?;
+        for (i, (tv, out)) in dense.into_iter().zip(&op.outputs).enumerate() {
+            let k = key.as_ref().map(|k| Arc::from(format!("{k}#{i}")));
+            let e = self.constant_entry_keyed(op, tv, Some(out.ty.clone()), k)?;
             self.define(&out.name, e);
         }
         Ok(())
+    }
+
+    /// A cache key for a constexpr or folded op: its type and the identity of every
+    /// parameter (weight-file keys, or the literal itself when small).
+    fn derived_key(&self, op: &Operation) -> Option<String> {
+        let mut parts = vec![op.op_type.clone(), self.ctx.precision_tag().to_string()];
+        let literal = |v: &Value| -> Option<String> {
+            let t = v.as_tensor()?;
+            if let Some(b) = &t.blob {
+                return Some(format!("blob:{}@{}", b.file, b.offset));
+            }
+            (t.element_count() <= 64).then(|| format!("{:?}{:?}{:?}", t.dtype, t.shape, t.data))
+        };
+        for (name, arg) in &op.inputs {
+            for b in &arg.bindings {
+                let id = match b {
+                    Binding::Name(n) => self.scope.get(n)?.key.as_deref()?.to_string(),
+                    Binding::Value(v) => literal(v)?,
+                };
+                parts.push(format!("{name}={id}"));
+            }
+        }
+        for (name, v) in &op.attributes {
+            if name != "name" {
+                parts.push(format!("{name}={}", literal(v)?));
+            }
+        }
+        Some(format!("op:{}", parts.join(";")))
     }
 }
 

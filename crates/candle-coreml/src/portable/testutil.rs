@@ -96,6 +96,7 @@ pub(crate) fn run_op(
         device: &Device::Cpu,
         precision: ComputePrecision::Float32,
         function: "main",
+        consts: &Default::default(),
     };
     let plan = build_function(&ctx, &f)?;
     plan.run(inputs, &mut StateStore::default())

@@ -93,7 +93,8 @@ pub(super) fn mm(x: &Tensor, y: &Tensor) -> Result<Tensor> {
 fn build_linear(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let dt = b.output_dtype(0)?;
     let x = b.input("x")?;
-    // A constant weight [D_out, D_in] is stored transposed, [D_in, D_out].
+    // A constant weight [D_out, D_in] is used through a transposed view
+    // (no copy: the tensor stays shared with the other functions of the model).
     let w = operand(b, "weight", dt, |w| {
         if w.rank() != 2 {
             return Err(Error::msg(format!(
@@ -101,7 +102,7 @@ fn build_linear(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
                 w.dims()
             )));
         }
-        Ok(w.t()?.contiguous()?)
+        Ok(w.t()?)
     })?;
     let bias = opt_operand(b, "bias", dt, Ok)?;
     Ok(kernel(move |a| {
