@@ -1,0 +1,313 @@
+//! Op conformance suite of the portable backend.
+//!
+//! Every case under `tests/fixtures/conformance/<op>/<case>/` holds a tiny ML
+//! program (`model.mlpackage`), its inputs and the outputs numpy/torch expect
+//! (`case.npz`, arrays named `input:<name>` and `output:<name>`), and its
+//! tolerances (`case.json`). The cases come from `tools/gen_conformance.py`.
+//!
+//! `tests/conformance_manifest.txt` lists every case as `pass`, `fail` or
+//! `skip`. Cases listed `pass` must pass; the others run and are reported. Run
+//! with `CONFORMANCE_WRITE_MANIFEST=1` to rewrite the manifest from the
+//! results (passing cases become `pass`, failing ones `fail  # error`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Tensor};
+use candle_coreml::{Backend, Model};
+
+/// Where the cases live.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance")
+}
+
+/// The manifest file.
+fn manifest_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance_manifest.txt")
+}
+
+/// What the manifest says about a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Pass,
+    Fail,
+    Skip,
+}
+
+/// Tolerances and metadata of one case (`case.json`).
+#[derive(Debug, serde::Deserialize)]
+struct CaseMeta {
+    op: String,
+    case: String,
+    rtol: f64,
+    atol: f64,
+    #[allow(dead_code)]
+    dtype: String,
+}
+
+/// One case found on disk.
+struct Case {
+    tag: String,
+    dir: PathBuf,
+}
+
+/// Reads the manifest: tag -> (status, the whole line).
+fn read_manifest() -> anyhow::Result<BTreeMap<String, (Status, String)>> {
+    let text = std::fs::read_to_string(manifest_path())?;
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let body = line.split('#').next().unwrap_or("").trim();
+        if body.is_empty() {
+            continue;
+        }
+        let mut it = body.split_whitespace();
+        let (Some(tag), Some(status)) = (it.next(), it.next()) else {
+            anyhow::bail!(
+                "manifest line {}: expected `<op>/<case> pass|fail|skip`: {line:?}",
+                n + 1
+            );
+        };
+        let status = match status {
+            "pass" => Status::Pass,
+            "fail" => Status::Fail,
+            "skip" => Status::Skip,
+            s => anyhow::bail!("manifest line {}: unknown status {s:?}", n + 1),
+        };
+        out.insert(tag.to_string(), (status, line.to_string()));
+    }
+    Ok(out)
+}
+
+/// Every `<op>/<case>` directory holding a `case.json`, sorted.
+fn find_cases() -> anyhow::Result<Vec<Case>> {
+    let mut cases = Vec::new();
+    for op in std::fs::read_dir(root())? {
+        let op = op?.path();
+        if !op.is_dir() {
+            continue;
+        }
+        for case in std::fs::read_dir(&op)? {
+            let dir = case?.path();
+            if dir.join("case.json").is_file() {
+                let name = |p: &Path| {
+                    p.file_name()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                };
+                cases.push(Case {
+                    tag: format!("{}/{}", name(&op), name(&dir)),
+                    dir,
+                });
+            }
+        }
+    }
+    cases.sort_by(|a, b| a.tag.cmp(&b.tag));
+    Ok(cases)
+}
+
+/// A tensor's values as f64, row-major.
+fn values(t: &Tensor) -> anyhow::Result<Vec<f64>> {
+    Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
+}
+
+/// Compares `got` with `want` (allclose: |a-b| <= atol + rtol*|b|, NaNs equal).
+/// Returns an error naming the output and the largest error.
+fn compare(name: &str, got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> anyhow::Result<()> {
+    if got.dims() != want.dims() {
+        anyhow::bail!(
+            "output {name}: shape {:?}, expected {:?}",
+            got.dims(),
+            want.dims()
+        );
+    }
+    let (g, w) = (values(got)?, values(want)?);
+    let mut worst: Option<(usize, f64)> = None;
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= atol + rtol * b.abs();
+        if !ok {
+            let err = if (a - b).is_nan() {
+                f64::INFINITY
+            } else {
+                (a - b).abs()
+            };
+            if worst.is_none_or(|(_, e)| err > e) {
+                worst = Some((i, err));
+            }
+        }
+    }
+    match worst {
+        None => Ok(()),
+        Some((i, err)) => anyhow::bail!(
+            "output {name}: max error {err:.3e} at flat index {i} (got {}, expected {})",
+            g[i],
+            w[i]
+        ),
+    }
+}
+
+/// Runs one case; `Err` holds a one-line reason.
+fn run_case(case: &Case) -> anyhow::Result<()> {
+    let meta: CaseMeta =
+        serde_json::from_str(&std::fs::read_to_string(case.dir.join("case.json"))?)?;
+    anyhow::ensure!(
+        format!("{}/{}", meta.op, meta.case) == case.tag,
+        "case.json names {}/{}",
+        meta.op,
+        meta.case
+    );
+    let arrays = Tensor::read_npz(case.dir.join("case.npz"))?;
+    let mut inputs = Vec::new();
+    let mut expected = Vec::new();
+    for (name, t) in arrays {
+        if let Some(n) = name.strip_prefix("input:") {
+            inputs.push((n.to_string(), t));
+        } else if let Some(n) = name.strip_prefix("output:") {
+            expected.push((n.to_string(), t));
+        }
+    }
+    let model = Model::builder()
+        .backend(Backend::Portable)
+        .load(case.dir.join("model.mlpackage"))?;
+    let mut outputs = model.predict(inputs.iter().map(|(n, t)| (n.as_str(), t)))?;
+    for (name, want) in &expected {
+        let got = outputs
+            .remove(name)
+            .ok_or_else(|| anyhow::anyhow!("output {name} missing"))?;
+        compare(name, &got, want, meta.rtol, meta.atol)?;
+    }
+    Ok(())
+}
+
+/// Runs a case, turning a panic into an error.
+fn run_guarded(case: &Case) -> Result<(), String> {
+    match catch_unwind(AssertUnwindSafe(|| run_case(case))) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(one_line(&format!("{e:#}"))),
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(one_line(&format!("panic: {msg}")))
+        }
+    }
+}
+
+/// `s` on one line, at most 200 characters.
+fn one_line(s: &str) -> String {
+    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    match s.char_indices().nth(200) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s,
+    }
+}
+
+/// The MIL op names of the iOS15-iOS18 opsets (written by the generator).
+fn all_ops() -> anyhow::Result<BTreeSet<String>> {
+    let text = std::fs::read_to_string(root().join("all_ops.txt"))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
+
+/// Rewrites the manifest from the results, keeping `skip` entries.
+fn write_manifest(
+    manifest: &BTreeMap<String, (Status, String)>,
+    results: &[(String, Result<(), String>)],
+) -> anyhow::Result<()> {
+    let old = std::fs::read_to_string(manifest_path())?;
+    let mut text: String = old
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for (tag, res) in results {
+        match (manifest.get(tag), res) {
+            (Some((Status::Skip, line)), _) => writeln!(text, "{line}")?,
+            (_, Ok(())) => writeln!(text, "{tag} pass")?,
+            (_, Err(e)) => writeln!(text, "{tag} fail  # {}", e.replace('#', "No."))?,
+        }
+    }
+    std::fs::write(manifest_path(), text)?;
+    Ok(())
+}
+
+#[test]
+fn conformance() -> anyhow::Result<()> {
+    let manifest = read_manifest()?;
+    let cases = find_cases()?;
+    let ops = all_ops()?;
+    let mut results = Vec::new();
+    let mut problems = Vec::new();
+    let mut now_passing = Vec::new();
+    let mut covered = BTreeSet::new();
+    for case in &cases {
+        let res = run_guarded(case);
+        let status = manifest.get(&case.tag).map(|(s, _)| *s);
+        match (status, &res) {
+            (None, r) => {
+                let how = r.as_ref().err().map_or("it passes", String::as_str);
+                problems.push(format!("{}: not in the manifest ({how})", case.tag));
+            }
+            (Some(Status::Pass), Err(e)) => problems.push(format!("{}: {e}", case.tag)),
+            (Some(Status::Fail), Ok(())) => now_passing.push(case.tag.clone()),
+            _ => {}
+        }
+        if res.is_ok() {
+            covered.insert(case.tag.split('/').next().unwrap_or_default().to_string());
+        }
+        results.push((case.tag.clone(), res));
+    }
+    let on_disk: BTreeSet<&str> = cases.iter().map(|c| c.tag.as_str()).collect();
+    for tag in manifest.keys().filter(|t| !on_disk.contains(t.as_str())) {
+        println!("conformance: manifest lists {tag}, which is not on disk");
+    }
+    for (tag, res) in &results {
+        if let Err(e) = res {
+            if manifest.get(tag).is_some_and(|(s, _)| *s != Status::Pass) {
+                println!("expected failure {tag}: {e}");
+            }
+        }
+    }
+    for tag in &now_passing {
+        println!("now passing: update the manifest: {tag}");
+    }
+    if !covered.is_empty() {
+        covered.insert("const".to_string());
+    }
+    let passing = results.iter().filter(|(_, r)| r.is_ok()).count();
+    let k = ops.iter().filter(|o| covered.contains(*o)).count();
+    println!(
+        "conformance: {passing}/{} cases pass; ops covered: {k} of {} MIL op names (iOS15–iOS18)",
+        results.len(),
+        ops.len()
+    );
+    let missing: Vec<&str> = ops
+        .iter()
+        .filter(|o| !covered.contains(*o))
+        .map(String::as_str)
+        .collect();
+    println!(
+        "ops with no passing case ({}): {}",
+        missing.len(),
+        missing.join(" ")
+    );
+    if std::env::var_os("CONFORMANCE_WRITE_MANIFEST").is_some() {
+        write_manifest(&manifest, &results)?;
+        println!("conformance: manifest rewritten");
+    }
+    if !problems.is_empty() {
+        anyhow::bail!(
+            "{} conformance problems:\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
+    }
+    Ok(())
+}
