@@ -22,6 +22,8 @@
 pub mod description;
 pub mod error;
 pub mod format;
+#[cfg(feature = "image")]
+pub mod image_input;
 pub mod mil;
 mod model;
 pub mod native;

@@ -11,6 +11,11 @@
 //! It applies only where it cannot change results: every value derived from
 //! the read must be consumed before the in-place write runs, and every later
 //! reader of the updated value must run before the next write to that state.
+//! Everywhere else `read_state` keeps snapshot semantics (the value read does
+//! not change when the state is written later). Note that coremltools' common
+//! subexpression pass can merge a `read_state` placed after a write into the
+//! one before it; such programs read the pre-write value here, and are left
+//! unfused.
 
 use std::collections::{HashMap, HashSet};
 
@@ -228,9 +233,10 @@ pub(crate) fn fuse_state_updates(block: &Block) -> Vec<Operation> {
             .insert("x".into(), Argument::single(Binding::Name(c.state.clone())));
         fused.outputs.clear();
         let mut seq = vec![fused];
+        let state_ty = ops[c.read].outputs.first().map(|o| &o.ty);
         for o in updated {
             if idx.uses(&o.name).iter().any(|u| !members.contains(u)) {
-                seq.extend(reread(&c.state, o));
+                seq.extend(reread(&c.state, o, state_ty == Some(&o.ty)));
             }
         }
         // The read and its casts stay where something else still reads them
@@ -271,8 +277,9 @@ pub(crate) fn fuse_state_updates(block: &Block) -> Vec<Operation> {
     out
 }
 
-/// `read_state` of `state` giving `value` (through a cast to its declared dtype).
-fn reread(state: &str, value: &NamedValueType) -> Vec<Operation> {
+/// `read_state` of `state` giving `value` (through a cast to its declared
+/// dtype unless the state already has `value`'s type).
+fn reread(state: &str, value: &NamedValueType, same_type: bool) -> Vec<Operation> {
     let tmp = format!("{}__reread", value.name);
     let read = Operation {
         op_type: "read_state".into(),
@@ -289,7 +296,8 @@ fn reread(state: &str, value: &NamedValueType) -> Vec<Operation> {
         attributes: Default::default(),
         location: None,
     };
-    let Some(dtype) = value.ty.as_tensor().map(|t| t.dtype.mil_name()) else {
+    let dtype = value.ty.as_tensor().map(|t| t.dtype.mil_name());
+    let Some(dtype) = dtype.filter(|_| !same_type) else {
         let mut read = read;
         read.outputs[0].name = value.name.clone();
         return vec![read];
