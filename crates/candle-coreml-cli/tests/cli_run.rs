@@ -113,6 +113,36 @@ fn read_npy(path: &Path) -> Tensor {
     Tensor::read_npy(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Every feed-forward model-level fixture through `run`, each output
+/// compared with torch within the fixture's tolerance.
+#[test]
+fn run_matches_torch_on_every_model_fixture() {
+    let models = [
+        "mlp_fp32",
+        "mlp_fp16",
+        "cnn_fp32",
+        "cnn_fp16",
+        "resnet_fp32",
+        "mobilenet_fp32",
+        "bert_fp32",
+        "llama_fp32",
+    ];
+    for name in models {
+        let arrays = npz(name);
+        let dir = scratch(name);
+        let out = run_with_inputs(&format!("{name}.mlpackage"), &arrays, "input:", &dir, &[]);
+        let mut checked = 0;
+        for (key, want) in &arrays {
+            if let Some(output) = key.strip_prefix("output:") {
+                let got = read_npy(&out.join(format!("{output}.npy")));
+                assert_close(&format!("{name} {output}"), &got, want, tolerance(name));
+                checked += 1;
+            }
+        }
+        assert!(checked > 0, "{name}: no outputs checked");
+    }
+}
+
 #[test]
 fn run_mlp_writes_torch_outputs() {
     let arrays = npz("mlp_fp32");
