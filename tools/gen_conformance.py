@@ -143,6 +143,8 @@ def emit(c, tmp: Path) -> str | None:
         arrays[f"output:{o.name}"] = np.asarray(exp).astype(dt)
     _write_npz(case_dir / "case.npz", arrays)
     meta = {"op": c.op, "case": c.name, "rtol": c.rtol, "atol": c.atol, "dtype": c.dtype}
+    if getattr(c, "check", None):  # e.g. "shape_only" for random ops
+        meta["check"] = c.check
     (case_dir / "case.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return None
 

@@ -406,6 +406,7 @@ def register_all() -> list[Case]:
     CASES.clear()
     from gen_conformance_nn import nn_cases
     from gen_conformance_tensor import tensor_cases
+    from gen_conformance_rnn import rnn_family_cases
 
     unary_cases()
     binary_cases()
@@ -413,4 +414,5 @@ def register_all() -> list[Case]:
     linear_cases()
     nn_cases()
     tensor_cases()
+    rnn_family_cases()
     return list(CASES)
