@@ -14,7 +14,7 @@
 //! cargo bench -p candle-coreml --bench state_and_functions
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
@@ -43,7 +43,7 @@ fn rss_mib() -> f64 {
     pages * 4096.0 / (1024.0 * 1024.0)
 }
 
-fn decode_steps(dir: &PathBuf) -> candle_coreml::Result<()> {
+fn decode_steps(dir: &Path) -> candle_coreml::Result<()> {
     let model = Model::builder()
         .backend(Backend::Portable)
         .load(dir.join("kv_update.mlpackage"))?;
@@ -101,7 +101,7 @@ fn decode_steps(dir: &PathBuf) -> candle_coreml::Result<()> {
     Ok(())
 }
 
-fn shared_weights(dir: &PathBuf) -> candle_coreml::Result<()> {
+fn shared_weights(dir: &Path) -> candle_coreml::Result<()> {
     let before = rss_mib();
     let infer = Model::builder()
         .backend(Backend::Portable)

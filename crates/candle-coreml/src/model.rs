@@ -452,22 +452,20 @@ impl Model {
 fn convert_input(feature: &FeatureDescription, t: &Tensor) -> Result<Tensor> {
     let name = &feature.name;
     match &feature.ty {
-        FeatureType::MultiArray(a) => {
-            if !a.accepts(t.dims()) {
-                let expected = match &a.flexibility {
-                    Some(f) => format!(
-                        "{:?} or within {}",
-                        a.shape,
-                        serde_json::to_string(f).unwrap_or_default()
-                    ),
-                    None => format!("{:?}", a.shape),
-                };
-                return Err(Error::ShapeMismatch {
-                    input: name.clone(),
-                    expected,
-                    got: t.dims().to_vec(),
-                });
-            }
+        FeatureType::MultiArray(a) if !a.accepts(t.dims()) => {
+            let expected = match &a.flexibility {
+                Some(f) => format!(
+                    "{:?} or within {}",
+                    a.shape,
+                    serde_json::to_string(f).unwrap_or_default()
+                ),
+                None => format!("{:?}", a.shape),
+            };
+            return Err(Error::ShapeMismatch {
+                input: name.clone(),
+                expected,
+                got: t.dims().to_vec(),
+            });
         }
         FeatureType::Image(_) => {
             if let Some(shape) = feature.ty.shape() {

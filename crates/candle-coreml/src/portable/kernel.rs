@@ -73,6 +73,9 @@ pub(crate) enum IntsArg {
     Runtime(In),
 }
 
+/// Builds nested block `index` of the op being built.
+pub(crate) type BlockBuildFn<'a> = dyn FnMut(usize, &[Tensor]) -> Result<Arc<Plan>> + 'a;
+
 /// The load-time view of one op.
 pub(crate) struct OpBuilder<'a> {
     pub(crate) op: &'a Operation,
@@ -83,7 +86,7 @@ pub(crate) struct OpBuilder<'a> {
     /// Sources of the runtime inputs handed out so far, indexed by [`In`].
     pub(crate) sources: Vec<Source>,
     /// Nested-block plans built for this op.
-    pub(crate) build_block: &'a mut dyn FnMut(usize, &[Tensor]) -> Result<Arc<Plan>>,
+    pub(crate) build_block: &'a mut BlockBuildFn<'a>,
 }
 
 impl<'a> OpBuilder<'a> {

@@ -197,7 +197,11 @@ impl PortableModel {
     }
 }
 
-fn split_inputs(f: &Function) -> (Vec<(String, TensorType)>, Vec<(String, TensorType)>) {
+/// Named tensor types.
+type Typed = Vec<(String, TensorType)>;
+
+/// The function's tensor inputs and its states.
+fn split_inputs(f: &Function) -> (Typed, Typed) {
     let mut inputs = Vec::new();
     let mut states = Vec::new();
     for i in &f.inputs {

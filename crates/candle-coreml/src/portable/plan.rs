@@ -595,7 +595,7 @@ fn report_profile(function: &str, steps: &[(&str, &str, std::time::Duration)]) {
         *by_type.entry(t).or_default() += *d;
     }
     let mut v: Vec<_> = by_type.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.sort_by_key(|e| std::cmp::Reverse(e.1));
     eprintln!(
         "profile {function}: {} steps, {:.3} ms",
         steps.len(),
@@ -679,14 +679,14 @@ fn plan_frees(steps: &mut [Step], outputs: &[Source], n_slots: usize) {
         }
     }
     // Outputs of a step nobody reads are dropped right away.
-    for i in 0..steps.len() {
-        let unused: Vec<usize> = steps[i]
+    for step in steps.iter_mut() {
+        let unused: Vec<usize> = step
             .outputs
             .iter()
             .copied()
             .filter(|o| last_use.get(*o).copied().flatten().is_none() && !kept.contains(o))
             .collect();
-        steps[i].free_after.extend(unused);
+        step.free_after.extend(unused);
     }
 }
 

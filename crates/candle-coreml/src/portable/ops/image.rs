@@ -22,7 +22,7 @@ pub(crate) fn register(reg: &mut Registry) {
 
 /// How source coordinates are placed for an output axis.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Grid {
+pub(super) enum Grid {
     /// `i * (in - 1) / (out - 1)` (and `(in - 1) / 2` for one output when `centre_single`).
     AlignCorners { centre_single: bool },
     /// `i * (in - in / out) / (out - 1)`.
@@ -36,7 +36,7 @@ enum Grid {
 }
 
 /// Source coordinate of each output position, clamped to `[0, in - 1]`.
-fn grid(mode: Grid, n_in: usize, n_out: usize) -> Vec<f64> {
+pub(super) fn grid(mode: Grid, n_in: usize, n_out: usize) -> Vec<f64> {
     let (xin, xout) = (n_in as f64, n_out as f64);
     let hi = (xin - 1.0).max(0.0);
     (0..n_out)
@@ -74,7 +74,7 @@ fn grid(mode: Grid, n_in: usize, n_out: usize) -> Vec<f64> {
 }
 
 /// Linear interpolation along `axis` at the given source coordinates.
-fn lerp_axis(x: &Tensor, axis: usize, coords: &[f64]) -> Result<Tensor> {
+pub(super) fn lerp_axis(x: &Tensor, axis: usize, coords: &[f64]) -> Result<Tensor> {
     let n = x.dim(axis)?;
     let device = x.device();
     let lo: Vec<u32> = coords.iter().map(|&c| c.floor() as u32).collect();
@@ -156,7 +156,7 @@ fn build_resize_nearest(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
 
 fn target(b: &OpBuilder<'_>, name: &str) -> Result<usize> {
     let v = b.int(name)?;
-    if v < 1 || v > (1 << 30) {
+    if !(1..=(1 << 30)).contains(&v) {
         return Err(b.err(format!("{name} must be a positive size, got {v}")));
     }
     Ok(v as usize)
