@@ -173,3 +173,55 @@ pub(crate) fn assert_close(got: &Tensor, want: &[f32], shape: &[usize], tol: f32
         );
     }
 }
+
+/// Builds and prepares a program of `ops` (each `(op_type, inputs by name,
+/// output name)`) over one fp32 input `x`, returning the load result.
+pub(crate) fn build_program(ops: &[(&str, &[(&str, &str)], &str)]) -> Result<()> {
+    let ty = ValueType::Tensor(TensorType::new(DataType::Fp32, &[2]));
+    let operations = ops
+        .iter()
+        .map(|(t, ins, out)| Operation {
+            op_type: t.to_string(),
+            inputs: ins
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        Argument::single(Binding::Name(v.to_string())),
+                    )
+                })
+                .collect(),
+            outputs: vec![NamedValueType {
+                name: out.to_string(),
+                ty: ty.clone(),
+            }],
+            blocks: vec![],
+            attributes: Default::default(),
+            location: None,
+        })
+        .collect();
+    let f = Function {
+        name: "main".into(),
+        inputs: vec![NamedValueType {
+            name: "x".into(),
+            ty: ty.clone(),
+        }],
+        opset: "CoreML8".into(),
+        block: Block {
+            inputs: vec![],
+            outputs: vec![ops.last().map(|o| o.2.to_string()).unwrap_or_default()],
+            operations,
+            attributes: Default::default(),
+        },
+        attributes: Default::default(),
+    };
+    let registry = Registry::new();
+    let ctx = BuildCtx {
+        registry: &registry,
+        device: &Device::Cpu,
+        precision: ComputePrecision::Float32,
+        function: "main",
+        consts: &Default::default(),
+    };
+    build_function(&ctx, &f).map(|_| ())
+}
