@@ -406,6 +406,7 @@ def register_all() -> list[Case]:
     CASES.clear()
     from gen_conformance_nn import nn_cases
     from gen_conformance_tensor import tensor_cases
+    from gen_conformance_sampling import sampling_cases
     from gen_conformance_rnn import rnn_family_cases
 
     unary_cases()
@@ -414,5 +415,6 @@ def register_all() -> list[Case]:
     linear_cases()
     nn_cases()
     tensor_cases()
+    sampling_cases()
     rnn_family_cases()
     return list(CASES)
