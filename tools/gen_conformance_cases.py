@@ -406,8 +406,8 @@ def register_all() -> list[Case]:
     CASES.clear()
     from gen_conformance_nn import nn_cases
     from gen_conformance_tensor import tensor_cases
-    from gen_conformance_sampling import sampling_cases
     from gen_conformance_rnn import rnn_family_cases
+    from gen_conformance_sampling import sampling_cases
 
     unary_cases()
     binary_cases()
@@ -415,6 +415,6 @@ def register_all() -> list[Case]:
     linear_cases()
     nn_cases()
     tensor_cases()
-    sampling_cases()
     rnn_family_cases()
+    sampling_cases()
     return list(CASES)

@@ -7,6 +7,8 @@ mod program;
 mod types;
 mod value;
 
-pub use program::{Argument, Binding, Block, Function, Location, NamedValueType, Operation, Program};
+pub use program::{
+    Argument, Binding, Block, Function, Location, NamedValueType, Operation, Program,
+};
 pub use types::{DataType, Dim, TensorType, ValueType};
 pub use value::{BlobRef, ByteView, TensorData, TensorValue, Value};

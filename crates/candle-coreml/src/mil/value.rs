@@ -26,7 +26,11 @@ impl ByteView {
     }
 
     /// A view of `owner[start..start + len]`; `None` when the range does not fit.
-    pub fn new(owner: Arc<dyn AsRef<[u8]> + Send + Sync>, start: usize, len: usize) -> Option<Self> {
+    pub fn new(
+        owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
+        start: usize,
+        len: usize,
+    ) -> Option<Self> {
         let end = start.checked_add(len)?;
         if end > (*owner).as_ref().len() {
             return None;

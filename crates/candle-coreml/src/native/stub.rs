@@ -12,7 +12,9 @@ use crate::model::ModelOptions;
 fn unavailable() -> Error {
     Error::BackendUnavailable {
         backend: "native",
-        reason: "native Core ML is only available on Apple platforms; use Backend::Portable (or Auto)".into(),
+        reason:
+            "native Core ML is only available on Apple platforms; use Backend::Portable (or Auto)"
+                .into(),
     }
 }
 

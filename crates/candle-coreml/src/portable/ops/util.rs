@@ -9,14 +9,19 @@ pub(crate) fn norm_axis(axis: i64, rank: usize) -> Result<usize> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
     if a < 0 || a >= r.max(1) {
-        return Err(Error::msg(format!("axis {axis} out of range for rank {rank}")));
+        return Err(Error::msg(format!(
+            "axis {axis} out of range for rank {rank}"
+        )));
     }
     Ok(a as usize)
 }
 
 /// Resolves a list of axes; sorted, deduplicated.
 pub(crate) fn norm_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>> {
-    let mut v = axes.iter().map(|&a| norm_axis(a, rank)).collect::<Result<Vec<_>>>()?;
+    let mut v = axes
+        .iter()
+        .map(|&a| norm_axis(a, rank))
+        .collect::<Result<Vec<_>>>()?;
     v.sort_unstable();
     v.dedup();
     Ok(v)
@@ -34,7 +39,11 @@ pub(crate) fn unify(x: &Tensor, y: &Tensor) -> Result<(Tensor, Tensor)> {
         DType::I64 | DType::I32 | DType::I16 | DType::U32 => 1,
         _ => 0,
     };
-    let d = if rank(x.dtype()) >= rank(y.dtype()) { x.dtype() } else { y.dtype() };
+    let d = if rank(x.dtype()) >= rank(y.dtype()) {
+        x.dtype()
+    } else {
+        y.dtype()
+    };
     Ok((x.to_dtype(d)?, y.to_dtype(d)?))
 }
 
