@@ -6,6 +6,11 @@
 
 #[cfg(target_vendor = "apple")]
 mod apple;
+/// Per-phase timing of native predictions, for `benches/native_overhead.rs`
+/// (Apple platforms only; not a supported API).
+#[cfg(target_vendor = "apple")]
+#[doc(hidden)]
+pub use apple::probe::{overhead_probe, Timing};
 #[cfg(target_vendor = "apple")]
 pub(crate) use apple::{NativeModel, NativeState};
 
