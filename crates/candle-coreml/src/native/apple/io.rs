@@ -6,7 +6,9 @@
 //! alive by the array's deallocator). Other tensors are copied once: dtype
 //! conversion (i64 -> i32 with an overflow check, i16 -> i8...),
 //! non-contiguous layouts, Metal tensors (synchronised to CPU memory). CUDA
-//! tensors are refused.
+//! tensors are refused. (Passing one tensor as two inputs takes its read
+//! lock twice; with parking_lot that only blocks if another thread is
+//! waiting to write into that very tensor meanwhile.)
 //!
 //! Outputs: for every output of fixed shape, a zeroed host buffer is wrapped
 //! in an `MLMultiArray` and passed as `MLPredictionOptions.outputBackings`:

@@ -154,28 +154,27 @@ impl NativeModel {
                 ),
             });
         }
-        let state = state.and_then(|s| s.ml_state());
+        // A stateless function ignores a state it is given (a State serves
+        // every function of a model).
+        let state = state
+            .filter(|_| !self.states.is_empty())
+            .and_then(|s| s.ml_state());
         let use_backings = self.output_backings.load(Ordering::Relaxed);
-        let first = self.predict_once(inputs, state, use_backings, None);
-        let outputs = match first {
-            Err(e @ Error::Native(_)) if use_backings && state.is_none() => {
-                // Core ML refused our output buffers: retry (a stateless
-                // prediction can be repeated) and keep the plain path if it works.
-                let retry = self.predict_once(inputs, None, false, None);
+        let outputs = match self.predict_once(inputs, state, use_backings, None) {
+            Err(e @ Error::Native(_)) if use_backings => {
+                // Core ML refused the prediction with our output buffers:
+                // retry without them and, if that works, stop offering them.
+                // This assumes Core ML rejects unusable backings before it
+                // runs the model (a state is then not advanced twice); a
+                // failure inside the run is merely repeated, once per call,
+                // until the plain path has worked once.
+                let retry = self.predict_once(inputs, state, false, None);
                 if retry.is_ok() {
                     self.output_backings.store(false, Ordering::Relaxed);
                 }
                 retry.map_err(|_| e)?
             }
-            Err(e) => {
-                if use_backings && matches!(e, Error::Native(_)) {
-                    // A stateful call is not retried (the state may have
-                    // advanced); the next call goes without backings.
-                    self.output_backings.store(false, Ordering::Relaxed);
-                }
-                return Err(e);
-            }
-            Ok(o) => o,
+            other => other?,
         };
         if matches!(self.device, Device::Cpu) {
             return Ok(outputs);
