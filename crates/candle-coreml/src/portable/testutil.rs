@@ -174,11 +174,11 @@ pub(crate) fn assert_close(got: &Tensor, want: &[f32], shape: &[usize], tol: f32
     }
 }
 
-/// Builds and prepares a program of `ops` (each `(op_type, inputs by name,
-/// output name)`) over one fp32 input `x`, returning the load result.
 /// One op of [`build_program`]: type, inputs bound by name, output name.
 pub(crate) type TestOp<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
 
+/// Builds and prepares a program of `ops` (each `(op_type, inputs by name,
+/// output name)`) over one fp32 input `x`, returning the load result.
 pub(crate) fn build_program(ops: &[TestOp<'_>]) -> Result<()> {
     let ty = ValueType::Tensor(TensorType::new(DataType::Fp32, &[2]));
     let operations = ops
