@@ -8,6 +8,7 @@
 
 use candle_core::Tensor;
 
+use super::conv_quantized::build_conv_quantized;
 use super::linear::{operand, opt_operand, Operand};
 use super::Registry;
 use crate::error::{Error, Result};
@@ -17,6 +18,7 @@ use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 pub(crate) fn register(reg: &mut Registry) {
     reg.insert("conv", build_conv);
     reg.insert("conv_transpose", build_conv_transpose);
+    reg.insert("conv_quantized", build_conv_quantized);
 }
 
 /// MIL `pad_type` with its `pad` amounts.
@@ -177,9 +179,16 @@ fn add_bias(y: Tensor, bias: Option<Tensor>) -> Result<Tensor> {
 
 fn build_conv(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let dt = b.output_dtype(0)?;
+    let w = operand(b, "weight", dt, Ok)?;
+    conv_kernel(b, w)
+}
+
+/// The kernel of a `conv` op whose weight is already prepared as `w`
+/// (shared with `conv_quantized`, which dequantizes its weight at load).
+pub(super) fn conv_kernel(b: &mut OpBuilder<'_>, w: Operand) -> Result<Box<dyn Kernel>> {
+    let dt = b.output_dtype(0)?;
     let geo = Geometry::parse(b)?;
     let x = b.input("x")?;
-    let w = operand(b, "weight", dt, Ok)?;
     let bias = opt_operand(b, "bias", dt, Ok)?;
     Ok(kernel(move |a| {
         let x = a.tensor(x)?.to_dtype(dt)?;

@@ -9,6 +9,7 @@ mod activation;
 mod attention;
 mod control_flow;
 mod conv;
+mod conv_quantized;
 mod elementwise;
 mod gather_scatter;
 mod image;
