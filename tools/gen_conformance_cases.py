@@ -408,6 +408,7 @@ def register_all() -> list[Case]:
     from gen_conformance_tensor import tensor_cases
     from gen_conformance_rnn import rnn_family_cases
     from gen_conformance_sampling import sampling_cases
+    from gen_conformance_extra import extra_cases
 
     unary_cases()
     binary_cases()
@@ -417,4 +418,5 @@ def register_all() -> list[Case]:
     tensor_cases()
     rnn_family_cases()
     sampling_cases()
+    extra_cases()
     return list(CASES)
