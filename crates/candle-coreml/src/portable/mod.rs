@@ -5,6 +5,7 @@ pub(crate) mod fuse;
 pub(crate) mod kernel;
 pub(crate) mod ops;
 pub(crate) mod plan;
+mod profile;
 pub(crate) use plan::ConstCache;
 #[cfg(test)]
 pub(crate) mod testutil;

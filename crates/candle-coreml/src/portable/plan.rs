@@ -581,34 +581,6 @@ impl<'a> BlockBuilder<'a> {
     }
 }
 
-/// True when `CANDLE_COREML_PROFILE` is set: every run then prints its
-/// slowest ops to stderr.
-fn profiling() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("CANDLE_COREML_PROFILE").is_some())
-}
-
-fn report_profile(function: &str, steps: &[(&str, &str, std::time::Duration)]) {
-    let total: std::time::Duration = steps.iter().map(|s| s.2).sum();
-    let mut by_type: HashMap<&str, std::time::Duration> = HashMap::new();
-    for (t, _, d) in steps {
-        *by_type.entry(t).or_default() += *d;
-    }
-    let mut v: Vec<_> = by_type.into_iter().collect();
-    v.sort_by_key(|e| std::cmp::Reverse(e.1));
-    eprintln!(
-        "profile {function}: {} steps, {:.3} ms",
-        steps.len(),
-        total.as_secs_f64() * 1e3
-    );
-    for (t, d) in v.iter().take(8) {
-        eprintln!("  {:>9.3} ms  {t}", d.as_secs_f64() * 1e3);
-    }
-    if let Some((t, l, d)) = steps.iter().max_by_key(|s| s.2) {
-        eprintln!("  slowest: {t} {l:?} {:.3} ms", d.as_secs_f64() * 1e3);
-    }
-}
-
 /// Names a block reads that it does not define itself (nested blocks included).
 fn block_free_names(block: &Block) -> Vec<String> {
     let mut defined: std::collections::HashSet<&str> =
@@ -725,7 +697,7 @@ impl Plan {
     }
 
     fn execute(&self, mut env: Env, states: &mut StateStore) -> Result<Vec<Tensor>> {
-        let mut profile = profiling().then(Vec::new);
+        let mut profile = super::profile::enabled().then(Vec::new);
         for step in &self.steps {
             let started = profile.as_ref().map(|_| std::time::Instant::now());
             let mut args = Args {
@@ -760,7 +732,7 @@ impl Plan {
             }
         }
         if let Some(p) = profile {
-            report_profile(&self.function, &p);
+            super::profile::report(&self.function, &p);
         }
         self.outputs
             .iter()
