@@ -16,48 +16,12 @@
 //!   compute activations in fp16 (checked here with
 //!   `ComputePrecision::Program`).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Tensor};
 use candle_coreml::{Backend, ComputePrecision, Model};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch")
-}
-
-/// `|got - want| <= atol + rtol * |want|`, from the fixture's JSON.
-#[derive(Debug, Clone, Copy)]
-struct Tolerance {
-    rtol: f64,
-    atol: f64,
-}
-
-fn fixture_json(name: &str) -> serde_json::Value {
-    let path = fixtures().join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn tolerance(name: &str) -> Tolerance {
-    let j = fixture_json(name);
-    let get = |k: &str| {
-        j[k].as_f64()
-            .unwrap_or_else(|| panic!("{name}.json: no number {k:?}"))
-    };
-    Tolerance {
-        rtol: get("rtol"),
-        atol: get("atol"),
-    }
-}
-
-fn npz(name: &str) -> BTreeMap<String, Tensor> {
-    let path = fixtures().join(format!("{name}.npz"));
-    Tensor::read_npz(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .into_iter()
-        .collect()
-}
+mod torch_common;
+use torch_common::{fixture_json, fixtures, npz, tolerance, Tolerance};
 
 /// Panics with the worst element when `got` is not within `tol` of `want`.
 fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: Tolerance) {

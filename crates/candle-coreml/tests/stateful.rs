@@ -18,46 +18,12 @@
 //! and the odd cached value rounding to the neighbouring fp16.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_coreml::{Backend, Model, State};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch")
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Tolerance {
-    rtol: f64,
-    atol: f64,
-}
-
-fn fixture_json(name: &str) -> serde_json::Value {
-    let path = fixtures().join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn tolerance(name: &str) -> Tolerance {
-    let j = fixture_json(name);
-    let get = |k: &str| {
-        j[k].as_f64()
-            .unwrap_or_else(|| panic!("{name}.json: no number {k:?}"))
-    };
-    Tolerance {
-        rtol: get("rtol"),
-        atol: get("atol"),
-    }
-}
-
-fn npz(name: &str) -> BTreeMap<String, Tensor> {
-    let path = fixtures().join(format!("{name}.npz"));
-    Tensor::read_npz(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .into_iter()
-        .collect()
-}
+mod torch_common;
+use torch_common::{fixture_json, fixtures, npz, tolerance, Tolerance};
 
 fn load(file: &str) -> Model {
     Model::builder()

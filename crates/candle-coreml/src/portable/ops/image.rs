@@ -35,6 +35,22 @@ pub(super) enum Grid {
     Scaled,
 }
 
+/// The grid of a `sampling_mode` name (`resize_bilinear`, `resize`, `crop_resize`).
+pub(super) fn sampling_grid(b: &OpBuilder<'_>, mode: &str) -> Result<Grid> {
+    Ok(match mode {
+        "STRICT_ALIGN_CORNERS" => Grid::AlignCorners {
+            centre_single: false,
+        },
+        "ALIGN_CORNERS" => Grid::AlignCorners {
+            centre_single: true,
+        },
+        "DEFAULT" => Grid::Default,
+        "OFFSET_CORNERS" => Grid::OffsetCorners,
+        "UNALIGN_CORNERS" => Grid::Unaligned,
+        other => return Err(b.err(format!("unknown sampling_mode {other:?}"))),
+    })
+}
+
 /// Source coordinate of each output position, clamped to `[0, in - 1]`.
 pub(super) fn grid(mode: Grid, n_in: usize, n_out: usize) -> Vec<f64> {
     let (xin, xout) = (n_in as f64, n_out as f64);
@@ -211,18 +227,7 @@ fn build_resize_bilinear(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     } else {
         1
     };
-    let mode = match b.string_or("sampling_mode", "DEFAULT")?.as_str() {
-        "STRICT_ALIGN_CORNERS" => Grid::AlignCorners {
-            centre_single: false,
-        },
-        "ALIGN_CORNERS" => Grid::AlignCorners {
-            centre_single: true,
-        },
-        "DEFAULT" => Grid::Default,
-        "OFFSET_CORNERS" => Grid::OffsetCorners,
-        "UNALIGN_CORNERS" => Grid::Unaligned,
-        other => return Err(b.err(format!("unknown sampling_mode {other:?}"))),
-    };
+    let mode = sampling_grid(b, &b.string_or("sampling_mode", "DEFAULT")?)?;
     let out = b.output_dtype(0)?;
     Ok(kernel(move |a| {
         let r = bilinear(a.tensor(x)?, oh, ow, mode, mode)?;

@@ -8,7 +8,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::image::{grid, lerp_axis, Grid};
+use super::image::{grid, lerp_axis, sampling_grid, Grid};
 use super::quantization::round_half_even;
 use super::Registry;
 use crate::error::{Error, Result};
@@ -20,22 +20,6 @@ pub(crate) fn register(reg: &mut Registry) {
     reg.insert("resample", build_resample);
     reg.insert("affine", build_affine);
     reg.insert("crop_resize", build_crop_resize);
-}
-
-/// The grid of a `sampling_mode` name shared with `resize_bilinear`.
-fn sampling_grid(b: &OpBuilder<'_>, mode: &str) -> Result<Grid> {
-    Ok(match mode {
-        "STRICT_ALIGN_CORNERS" => Grid::AlignCorners {
-            centre_single: false,
-        },
-        "ALIGN_CORNERS" => Grid::AlignCorners {
-            centre_single: true,
-        },
-        "DEFAULT" => Grid::Default,
-        "OFFSET_CORNERS" => Grid::OffsetCorners,
-        "UNALIGN_CORNERS" => Grid::Unaligned,
-        other => return Err(b.err(format!("unknown sampling_mode {other:?}"))),
-    })
 }
 
 // ------------------------------------------------------------------ resize
