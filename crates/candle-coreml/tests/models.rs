@@ -16,7 +16,6 @@
 //!   compute activations in fp16 (checked here with
 //!   `ComputePrecision::Program`).
 
-
 use candle_core::{DType, Tensor};
 use candle_coreml::{Backend, ComputePrecision, Model};
 
