@@ -525,7 +525,8 @@ pub(crate) fn convert_dtype(input: &str, t: &Tensor, want: DType) -> Result<Tens
             true
         }
         (a, b) if a.is_int() && b.is_int() => {
-            matches!(b, DType::I64 | DType::I32) && a != DType::U32 || b == DType::I64
+            // Widening only: anything to i64, and to i32 from narrower types.
+            b == DType::I64 || (b == DType::I32 && a != DType::U32)
         }
         _ => false,
     };
