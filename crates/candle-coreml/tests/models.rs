@@ -16,41 +16,11 @@
 //!   compute activations in fp16 (checked here with
 //!   `ComputePrecision::Program`).
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use candle_coreml::{Backend, ComputePrecision, Model};
 
 mod torch_common;
-use torch_common::{fixture_json, fixtures, npz, tolerance, Tolerance};
-
-/// Panics with the worst element when `got` is not within `tol` of `want`.
-fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: Tolerance) {
-    assert_eq!(got.dims(), want.dims(), "{what}: shape");
-    let g = got
-        .to_dtype(DType::F64)
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1::<f64>());
-    let w = want
-        .to_dtype(DType::F64)
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1::<f64>());
-    let (g, w) = (g.expect("got as f64"), w.expect("want as f64"));
-    let mut worst: Option<(usize, f64)> = None;
-    let mut max_abs = 0f64;
-    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        let err = (a - b).abs();
-        max_abs = max_abs.max(err);
-        let excess = err - (tol.atol + tol.rtol * b.abs());
-        if (excess > 0.0 || excess.is_nan()) && worst.is_none_or(|(_, e)| excess > e) {
-            worst = Some((i, excess));
-        }
-    }
-    if let Some((i, _)) = worst {
-        panic!(
-            "{what}: element {i} is {} but torch says {} (max |err| {max_abs:.3e}, rtol {}, atol {})",
-            g[i], w[i], tol.rtol, tol.atol
-        );
-    }
-}
+use torch_common::{assert_close, fixture_json, fixtures, npz, tolerance};
 
 /// Runs `<name>.mlpackage` on the npz inputs and compares every output.
 fn run_feedforward(name: &str, precision: ComputePrecision) {

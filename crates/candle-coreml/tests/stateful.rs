@@ -23,42 +23,13 @@ use candle_core::{DType, Device, Tensor};
 use candle_coreml::{Backend, Model, State};
 
 mod torch_common;
-use torch_common::{fixture_json, fixtures, npz, tolerance, Tolerance};
+use torch_common::{assert_close, fixture_json, fixtures, npz, to_f64, tolerance, Tolerance};
 
 fn load(file: &str) -> Model {
     Model::builder()
         .backend(Backend::Portable)
         .load(fixtures().join(file))
         .unwrap_or_else(|e| panic!("{file}: load: {e}"))
-}
-
-fn to_f64(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1::<f64>())
-        .expect("tensor as f64")
-}
-
-/// Panics with the worst element when `got` is not within `tol` of `want`.
-fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: Tolerance) {
-    assert_eq!(got.dims(), want.dims(), "{what}: shape");
-    let (g, w) = (to_f64(got), to_f64(want));
-    let mut worst: Option<(usize, f64)> = None;
-    let mut max_abs = 0f64;
-    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        let err = (a - b).abs();
-        max_abs = max_abs.max(err);
-        let excess = err - (tol.atol + tol.rtol * b.abs());
-        if (excess > 0.0 || excess.is_nan()) && worst.is_none_or(|(_, e)| excess > e) {
-            worst = Some((i, excess));
-        }
-    }
-    if let Some((i, _)) = worst {
-        panic!(
-            "{what}: element {i} is {} but torch says {} (max |err| {max_abs:.3e}, rtol {}, atol {})",
-            g[i], w[i], tol.rtol, tol.atol
-        );
-    }
 }
 
 /// The arrays under `prefix` (e.g. `step2/input:`), prefix stripped.

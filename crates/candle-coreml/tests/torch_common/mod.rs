@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch")
@@ -43,4 +43,34 @@ pub fn npz(name: &str) -> BTreeMap<String, Tensor> {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .into_iter()
         .collect()
+}
+
+/// A tensor's elements as f64.
+pub fn to_f64(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f64>())
+        .expect("tensor as f64")
+}
+
+/// Panics with the worst element when `got` is not within `tol` of `want`.
+pub fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: Tolerance) {
+    assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let (g, w) = (to_f64(got), to_f64(want));
+    let mut worst: Option<(usize, f64)> = None;
+    let mut max_abs = 0f64;
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        let err = (a - b).abs();
+        max_abs = max_abs.max(err);
+        let excess = err - (tol.atol + tol.rtol * b.abs());
+        if (excess > 0.0 || excess.is_nan()) && worst.is_none_or(|(_, e)| excess > e) {
+            worst = Some((i, excess));
+        }
+    }
+    if let Some((i, _)) = worst {
+        panic!(
+            "{what}: element {i} is {} but torch says {} (max |err| {max_abs:.3e}, rtol {}, atol {})",
+            g[i], w[i], tol.rtol, tol.atol
+        );
+    }
 }
