@@ -3,7 +3,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::ops::Registry;
-use super::plan::{build_function, BuildCtx};
+use super::plan::{build_function, BuildCtx, Plan};
 use super::{ComputePrecision, StateStore};
 use crate::error::Result;
 use crate::mil::{
@@ -90,16 +90,7 @@ pub(crate) fn run_op(
         },
         attributes: Default::default(),
     };
-    let registry = Registry::new();
-    let ctx = BuildCtx {
-        registry: &registry,
-        device: &Device::Cpu,
-        precision: ComputePrecision::Float32,
-        function: "main",
-        consts: &Default::default(),
-    };
-    let plan = build_function(&ctx, &f)?;
-    plan.run(inputs, &mut StateStore::default())
+    prepare(&f)?.run(inputs, &mut StateStore::default())
 }
 
 fn bind_input(inputs: &mut Vec<Tensor>, fn_inputs: &mut Vec<NamedValueType>, t: Tensor) -> Binding {
@@ -218,6 +209,11 @@ pub(crate) fn build_program(ops: &[TestOp<'_>]) -> Result<()> {
         },
         attributes: Default::default(),
     };
+    prepare(&f).map(|_| ())
+}
+
+/// Prepares `f` on the CPU in f32, as `Model::load` would.
+fn prepare(f: &Function) -> Result<Plan> {
     let registry = Registry::new();
     let ctx = BuildCtx {
         registry: &registry,
@@ -226,5 +222,5 @@ pub(crate) fn build_program(ops: &[TestOp<'_>]) -> Result<()> {
         function: "main",
         consts: &Default::default(),
     };
-    build_function(&ctx, &f).map(|_| ())
+    build_function(&ctx, f)
 }
