@@ -13,6 +13,7 @@ logit difference is recorded, per case and per bundle.
 """
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -29,12 +30,13 @@ STOP_TOKENS = ["<|endoftext|>", "<|im_end|>", "<end_of_turn>", "<|eot_id|>"]
 def reference_model(family: str, hf_dir: Path, bundle: Path, original) -> tuple:
     """The HF model with the bundle's weights, and the matching report."""
     tensors = {}
+    vocab = original.config.vocab_size
     for pkg in sorted(bundle.glob("*.mlpackage")):
         if "_lm_head" in pkg.name:
-            tensors[f"{pkg.name}:joined_splits"] = llm_weights.lm_head_parts(pkg)
+            tensors[f"{pkg.name}:joined_splits"] = llm_weights.lm_head_parts(pkg, vocab)
         elif "_monolithic" in pkg.name:
             tensors.update(llm_weights.package_tensors(pkg))
-            tensors[f"{pkg.name}:joined_splits"] = llm_weights.lm_head_parts(pkg)
+            tensors[f"{pkg.name}:joined_splits"] = llm_weights.lm_head_parts(pkg, vocab)
         else:
             tensors.update(llm_weights.package_tensors(pkg))
     params = dict(original.named_parameters())
@@ -80,8 +82,12 @@ def _logits(model, ids: list[int]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def greedy(model, ids: list[int], steps: int, stops: set[int]) -> dict:
-    """Greedy decoding; stops after a stop token (not included in greedy_ids)."""
+def greedy(model, ids: list[int], steps: int, stops: set[int], abort_below: float = 0.0) -> dict:
+    """Greedy decoding; stops after a stop token (not included in greedy_ids).
+
+    With abort_below > 0 it gives up (returns "aborted": True) at the first
+    step whose top-1/top-2 gap is smaller: the prompt is then not used.
+    """
     seq = list(ids)
     out, rows, margins = [], [], []
     for _ in range(steps):
@@ -89,6 +95,9 @@ def greedy(model, ids: list[int], steps: int, stops: set[int]) -> dict:
         rows.append(logits.numpy().astype(np.float32))
         top2 = torch.topk(logits, 2).values
         margins.append(float(top2[0] - top2[1]))
+        if margins[-1] < abort_below:
+            return {"greedy_ids": out, "logits": np.stack(rows), "stop": None,
+                    "margins": margins, "aborted": True}
         nxt = int(torch.argmax(logits))
         if nxt in stops:
             return {"greedy_ids": out, "logits": np.stack(rows), "stop": nxt, "margins": margins}
@@ -100,18 +109,17 @@ def greedy(model, ids: list[int], steps: int, stops: set[int]) -> dict:
 @torch.no_grad()
 def fp16_diff(model, ids: list[int], greedy_ids: list[int], want: np.ndarray) -> float:
     """Max |logit_fp16 - logit_fp32| along the fp32 greedy path."""
-    half = model.to(torch.float16)
-    try:
-        worst = 0.0
-        seq = list(ids)
-        for step in range(want.shape[0]):
-            got = _logits(half, seq).numpy()
-            worst = max(worst, float(np.abs(got - want[step]).max()))
-            if step < len(greedy_ids):
-                seq.append(greedy_ids[step])
-        return worst
-    finally:
-        model.to(torch.float32)
+    # A copy: casting in place and back would round the fp32 model's rotary
+    # inv_freq buffer (its weights are fp16 values already).
+    half = copy.deepcopy(model).to(torch.float16)
+    worst = 0.0
+    seq = list(ids)
+    for step in range(want.shape[0]):
+        got = _logits(half, seq).numpy()
+        worst = max(worst, float(np.abs(got - want[step]).max()))
+        if step < len(greedy_ids):
+            seq.append(greedy_ids[step])
+    return worst
 
 
 def write(path: Path, obj: dict) -> None:

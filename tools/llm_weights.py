@@ -58,8 +58,13 @@ def package_tensors(path) -> dict[str, np.ndarray]:
     return out
 
 
-def lm_head_parts(path) -> np.ndarray:
-    """The LM head's weight: its split parts (2D after squeezing) in program order."""
+def lm_head_parts(path, vocab: int) -> np.ndarray:
+    """The LM head's weight: its split parts (2D after squeezing) in program order.
+
+    The parts are the last run of equally shaped [rows, hidden, 1, 1] weights
+    whose rows add up to `vocab` (in a monolithic file the layers' 1x1-conv
+    weights come before them).
+    """
     model = ct.models.MLModel(str(path), skip_model_load=True)
     spec = model.get_spec()
     prog = mil_load(spec, specification_version=spec.specificationVersion,
@@ -80,7 +85,14 @@ def lm_head_parts(path) -> np.ndarray:
         val = np.asarray(val)
         if val.dtype.kind == "f" and val.ndim == 4 and val.shape[2:] == (1, 1):
             parts.append(val[:, :, 0, 0].astype(np.float32))
-    return np.concatenate(parts, axis=0)
+    run = []
+    for part in reversed(parts):
+        if run and part.shape != run[0].shape:
+            break
+        run.append(part)
+        if sum(p.shape[0] for p in run) == vocab:
+            return np.concatenate(run[::-1], axis=0)
+    raise RuntimeError(f"{path}: no run of LM-head parts adds up to {vocab} rows")
 
 
 def _candidates(want: np.ndarray, have: np.ndarray, offset_norm: bool):
