@@ -76,13 +76,45 @@ def prompt_ids(tok, case: dict) -> list[int]:
 
 
 @torch.no_grad()
-def _logits(model, ids: list[int]) -> torch.Tensor:
+def _logits(model, ids: list[int], masks=None) -> torch.Tensor:
     x = torch.tensor([ids], dtype=torch.long)
-    return model(input_ids=x, use_cache=False).logits[0, -1].float()
+    kw = {} if masks is None else {"attention_mask": masks(len(ids), next(model.parameters()).dtype)}
+    return model(input_ids=x, use_cache=False, **kw).logits[0, -1].float()
+
+
+def anemll_gemma_masks(prompt_len: int, window: int, batch: int):
+    """Per-layer-type masks reproducing ANEMLL 0.3.5's Gemma 3 prefill loop.
+
+    ANEMLL (tests/chat.py) prefills full windows of `batch` tokens and feeds
+    the rest one at a time; a window starting at or after `window` goes
+    through `prefill_rotate`, which shifts the whole window into the local
+    cache and attends with the causal mask's columns 0..window-1, all 0 on
+    those rows: on sliding layers every token of such a window sees the
+    last `window` cached tokens, later tokens of its own window included.
+    Everything else (global layers, prefill below the window, one-token
+    steps) is the usual causal / sliding-window attention.
+    Returns masks(n, dtype) -> {"full_attention": ..., "sliding_attention": ...}.
+    """
+    def masks(n, dtype):
+        neg = torch.finfo(dtype).min
+        q = torch.arange(n)[:, None]
+        k = torch.arange(n)[None, :]
+        full_ok = k <= q
+        slide_ok = full_ok & (k > q - window)
+        b = 0
+        while b + batch <= prompt_len:
+            if b >= window:
+                rows = slice(b, b + batch)
+                slide_ok[rows] = (k[0] >= b + batch - window) & (k[0] < b + batch)
+            b += batch
+        to_mask = lambda ok: torch.where(ok, 0.0, neg).to(dtype)[None, None]  # noqa: E731
+        return {"full_attention": to_mask(full_ok), "sliding_attention": to_mask(slide_ok)}
+    return masks
 
 
 @torch.no_grad()
-def greedy(model, ids: list[int], steps: int, stops: set[int], abort_below: float = 0.0) -> dict:
+def greedy(model, ids: list[int], steps: int, stops: set[int], abort_below: float = 0.0,
+           masks=None) -> dict:
     """Greedy decoding; stops after a stop token (not included in greedy_ids).
 
     With abort_below > 0 it gives up (returns "aborted": True) at the first
@@ -91,7 +123,7 @@ def greedy(model, ids: list[int], steps: int, stops: set[int], abort_below: floa
     seq = list(ids)
     out, rows, margins = [], [], []
     for _ in range(steps):
-        logits = _logits(model, seq)
+        logits = _logits(model, seq, masks)
         rows.append(logits.numpy().astype(np.float32))
         top2 = torch.topk(logits, 2).values
         margins.append(float(top2[0] - top2[1]))
@@ -107,7 +139,7 @@ def greedy(model, ids: list[int], steps: int, stops: set[int], abort_below: floa
 
 
 @torch.no_grad()
-def fp16_diff(model, ids: list[int], greedy_ids: list[int], want: np.ndarray) -> float:
+def fp16_diff(model, ids: list[int], greedy_ids: list[int], want: np.ndarray, masks=None) -> float:
     """Max |logit_fp16 - logit_fp32| along the fp32 greedy path."""
     # A copy: casting in place and back would round the fp32 model's rotary
     # inv_freq buffer (its weights are fp16 values already).
@@ -115,7 +147,7 @@ def fp16_diff(model, ids: list[int], greedy_ids: list[int], want: np.ndarray) ->
     worst = 0.0
     seq = list(ids)
     for step in range(want.shape[0]):
-        got = _logits(half, seq).numpy()
+        got = _logits(half, seq, masks).numpy()
         worst = max(worst, float(np.abs(got - want[step]).max()))
         if step < len(greedy_ids):
             seq.append(greedy_ids[step])
