@@ -272,6 +272,7 @@ def make(name, cfg, anemll_paths, work: Path) -> dict:
            "notes": [n for n in notes if n], "fp16_max_abs_logit_diff": round(worst16, 5),
            "min_top2_margin": round(min_margin, 4), "context_length": CONTEXT,
            "batch_size": BATCH, "stop_token_ids": sorted(stops), "weights": report,
+           "files": bundle_facts(dest),
            "cases": cases}
     llm_reference.write(FIXTURES / "references" / f"{name}.json", ref)
     print(f"[{name}] reference written: fp16 max |dlogit| {worst16:.4f}, "
@@ -302,6 +303,35 @@ def _anemll_prefill_cases(model, cases, spec, steps, stops, name):
         print(f"  {cname}: margin {min(res['margins']):.3f}, fp16 {d16:.4f}, same greedy ids as "
               f"exact: {res['greedy_ids'] == case['greedy_ids']}", flush=True)
     return out
+
+
+def bundle_facts(dest: Path) -> dict:
+    """Per package: functions with their input shapes and states (from the spec)."""
+    import coremltools as ct
+    facts = {}
+    for pkg in sorted(dest.glob("*.mlpackage")):
+        desc = ct.models.MLModel(str(pkg), skip_model_load=True).get_spec().description
+        fns = list(desc.functions) or [desc]
+        facts[pkg.name] = {
+            "default_function": desc.defaultFunctionName or "main",
+            "functions": {
+                (f.name if desc.functions else "main"): {
+                    "inputs": {i.name: list(i.type.multiArrayType.shape) for i in f.input},
+                    "states": {st.name: list(st.type.stateType.arrayType.shape) for st in f.state},
+                    "outputs": [o.name for o in f.output]}
+                for f in fns}}
+    return facts
+
+
+def refresh_facts(names) -> None:
+    """Rewrites the "files" object of existing references (no recomputation)."""
+    import json
+    for name in names:
+        path = FIXTURES / "references" / f"{name}.json"
+        if path.exists():
+            ref = json.loads(path.read_text())
+            ref["files"] = bundle_facts(FIXTURES / "bundles" / name)
+            llm_reference.write(path, ref)
 
 
 def _notes(name, cfg, spec, worst16, min_margin):
@@ -346,7 +376,12 @@ def main():
     ap.add_argument("--anemll-0.3.4", dest="a034", type=Path)
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--work", type=Path, default=Path("/tmp/llm-bundles-work"))
+    ap.add_argument("--refresh-facts", action="store_true",
+                    help="only rewrite the 'files' object of existing references")
     args = ap.parse_args()
+    if args.refresh_facts:
+        refresh_facts(args.only or BUNDLES)
+        return
     # One thread: on a busy 2-core machine more threads only spin against each other.
     import torch
     torch.set_num_threads(1)
