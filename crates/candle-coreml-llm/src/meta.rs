@@ -201,18 +201,19 @@ impl Meta {
             map: &raw.model_info.parameters,
         };
         let context_length = p.required_usize("context_length")?;
-        let model_type =
-            match raw.model_info.model_type.as_ref().map(Scalar::as_string) {
-                None => ModelType::Chunked,
-                Some(s) if s == "chunked" => ModelType::Chunked,
-                Some(s) if s == "monolithic" => ModelType::Monolithic,
-                Some(s) => return Err(Error::meta(
+        let model_type = match raw.model_info.model_type.as_ref().map(Scalar::as_string) {
+            None => ModelType::Chunked,
+            Some(s) if s == "chunked" => ModelType::Chunked,
+            Some(s) if s == "monolithic" => ModelType::Monolithic,
+            Some(s) => {
+                return Err(Error::meta(
                     path,
                     format!(
                         "model_info.model_type: {s:?} is neither \"chunked\" nor \"monolithic\""
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let meta = Meta {
             path: path.to_path_buf(),
             name: raw.model_info.name.as_ref().map(Scalar::as_string),
