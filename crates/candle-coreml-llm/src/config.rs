@@ -153,7 +153,9 @@ fn check_ffn(part: &dyn Part, rows: usize, hidden: Option<usize>) -> Result<usiz
     if let Some(h) = hidden {
         let what = format!("function {:?}: hidden size", part.function().name);
         expect(part, &what, h, last_dim(part, "hidden_states")?)?;
-        expect(part, &what, h, last_dim(part, "output_hidden_states")?)?;
+        if let Some(d) = declared_last_dim(part, "output_hidden_states")? {
+            expect(part, &what, h, d)?;
+        }
         let rows_in = shape_of(part, "hidden_states")?;
         if rows_in.len() != 3 || rows_in[1] != rows {
             return Err(Error::mismatch(
@@ -178,7 +180,10 @@ pub fn check(meta: &Meta, parts: &Parts) -> Result<EngineConfig> {
                 chunks,
                 lm_head,
             } => {
-                let hidden = last_dim(embeddings.as_ref(), "hidden_states")?;
+                let hidden = last_dim(chunks[0].infer.as_ref(), "hidden_states")?;
+                if let Some(d) = declared_last_dim(embeddings.as_ref(), "hidden_states")? {
+                    expect(embeddings.as_ref(), "embeddings hidden size", hidden, d)?;
+                }
                 let mut width = None;
                 let mut fns = vec![];
                 for c in chunks {
@@ -384,4 +389,10 @@ fn check_head(meta: &Meta, head: &dyn Part) -> Result<Head> {
         }
     }
     Ok(Head::Logits { outputs: split })
+}
+
+/// The last dimension when the model declares a shape (outputs often
+/// leave it open).
+fn declared_last_dim(part: &dyn Part, name: &str) -> Result<Option<usize>> {
+    Ok(shape_of(part, name)?.last().copied().filter(|&d| d > 0))
 }
