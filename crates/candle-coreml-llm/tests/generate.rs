@@ -245,3 +245,32 @@ fn multi_turn_session_matches_reference_and_reprefill() {
         }
     }
 }
+
+/// Streamed pieces add up to the tokenizer's decoding of all ids, and no
+/// piece ends inside a UTF-8 character (a byte-level vocabulary splits
+/// "😀" into four tokens; a SentencePiece one keeps "▁" word spaces).
+#[test]
+fn streaming_detokenizer_never_splits_characters() {
+    use candle_coreml_llm::tokenizer::StreamDecoder;
+    let texts = [
+        "Plain words with spaces, twice  spaced and\nnew lines.",
+        "Accents é à ü, euro €, emoji 😀👍🏽 and CJK 漢字 mixed in words: naïve café.",
+    ];
+    for r in references() {
+        let llm = load(&r.bundle);
+        let tok = llm.tokenizer();
+        for text in texts {
+            let ids = tok.encode(text, false).unwrap();
+            let mut d = StreamDecoder::new(true);
+            let mut out = String::new();
+            for &id in &ids {
+                let piece = d.push(tok, id).unwrap();
+                assert!(!piece.contains('\u{FFFD}'), "{}: piece {piece:?}", r.bundle);
+                out.push_str(&piece);
+            }
+            out.push_str(&d.flush(tok).unwrap());
+            assert_eq!(out, tok.decode(&ids, true).unwrap(), "{}", r.bundle);
+            assert!(ids.len() > 20);
+        }
+    }
+}
