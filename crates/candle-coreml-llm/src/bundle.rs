@@ -83,14 +83,21 @@ impl Loader<'_> {
             let f = m.with_function(name).map_err(|e| load_error(p, e))?;
             Ok(Arc::new(ModelPart::new(f, p)))
         };
+        // Split-rotate bundles keep infer_rotate with infer and
+        // prefill_rotate with prefill.
+        let mut extra = BTreeMap::new();
         let prefill = match prefill_path {
             Some(pf) => {
                 let m = self.model(pf, Some("prefill"))?;
+                for name in EXTRA_FUNCTIONS {
+                    if m.description().function(name).is_some() {
+                        extra.insert(name.to_string(), function(&m, name, pf)?);
+                    }
+                }
                 Arc::new(ModelPart::new(m, pf)) as PartRef
             }
             None => function(&infer, "prefill", path)?,
         };
-        let mut extra = BTreeMap::new();
         for name in EXTRA_FUNCTIONS {
             if infer.description().function(name).is_some() {
                 extra.insert(name.to_string(), function(&infer, name, path)?);

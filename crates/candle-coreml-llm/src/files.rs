@@ -54,7 +54,7 @@ impl BundleFiles {
         let meta_path = dir.join("meta.yaml");
         if !meta_path.is_file() {
             return Err(Error::MissingFile {
-                what: format!("bundle meta.yaml in {}", dir.display()),
+                what: "bundle meta.yaml".into(),
                 tried: vec![meta_path],
             });
         }

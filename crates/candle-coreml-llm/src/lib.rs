@@ -32,6 +32,8 @@
 //! # Ok::<(), candle_coreml_llm::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod bundle;
 pub mod config;
 pub mod engine;
@@ -53,3 +55,16 @@ pub use session::{
     Completion, ContextPolicy, Generation, Session, Stats, StopHandle, StopReason, TokenEvent,
 };
 pub use template::{Message, TemplateOptions};
+
+#[cfg(test)]
+mod tests {
+    /// A model serves many threads; a session moves to a worker thread.
+    #[test]
+    fn thread_safety() {
+        fn shared<T: Send + Sync>() {}
+        fn movable<T: Send>() {}
+        shared::<crate::Llm>();
+        movable::<crate::Session>();
+        movable::<crate::StopHandle>();
+    }
+}
