@@ -76,6 +76,10 @@ pub struct EngineConfig {
     pub prefill_update_mask: Option<Vec<usize>>,
     /// Names of the shared state's buffers.
     pub state_names: Vec<String>,
+    /// Sliding-window bundles (Gemma 3) whose context exceeds the window:
+    /// from this position on, the `*_rotate` functions run (the local cache
+    /// then wraps).
+    pub sliding_window: Option<usize>,
 }
 
 fn find<'a>(f: &'a FunctionDescription, name: &str) -> Option<&'a FeatureDescription> {
@@ -235,16 +239,7 @@ pub fn check(meta: &Meta, parts: &Parts) -> Result<EngineConfig> {
             ),
         ));
     }
-    if let Some(w) = meta.sliding_window {
-        if w < meta.context_length || state_names.len() > 1 {
-            return Err(Error::mismatch(
-                &meta.path,
-                format!(
-                    "sliding-window bundles (sliding_window: {w}, states {state_names:?}) need the rotate functions, which are not supported yet"
-                ),
-            ));
-        }
-    }
+    let sliding_window = check_rotation(meta, parts)?;
     let head_part = match parts {
         Parts::Chunked { lm_head, .. } => lm_head,
         Parts::Monolithic { infer, .. } => infer,
@@ -264,7 +259,45 @@ pub fn check(meta: &Meta, parts: &Parts) -> Result<EngineConfig> {
         infer_update_mask: update_mask(infer_ref.as_ref()),
         prefill_update_mask: update_mask(prefill_ref.as_ref()),
         state_names,
+        sliding_window,
     })
+}
+
+/// The window from which the rotate functions run, when the bundle needs
+/// them; every FFN part must then have `infer_rotate` and `prefill_rotate`.
+fn check_rotation(meta: &Meta, parts: &Parts) -> Result<Option<usize>> {
+    let Some(w) = meta.sliding_window else {
+        return Ok(None);
+    };
+    if w >= meta.context_length {
+        return Ok(None);
+    }
+    let sets: Vec<(&PartRef, &std::collections::BTreeMap<String, PartRef>)> = match parts {
+        Parts::Chunked { chunks, .. } => chunks.iter().map(|c| (&c.infer, &c.extra)).collect(),
+        Parts::Monolithic { infer, extra, .. } => vec![(infer, extra)],
+    };
+    for (infer, extra) in sets {
+        for name in ["infer_rotate", "prefill_rotate"] {
+            if !extra.contains_key(name) {
+                return Err(Error::mismatch(
+                    infer.path(),
+                    format!(
+                        "meta.yaml says sliding_window: {w} below context_length {}, but the file has no function {name:?}",
+                        meta.context_length
+                    ),
+                ));
+            }
+        }
+        let rows = [("infer_rotate", 1), ("prefill_rotate", meta.batch_size)];
+        for (name, n) in rows {
+            let part = &extra[name];
+            check_ffn(part.as_ref(), n, None)?;
+        }
+    }
+    if w == 0 {
+        return Err(Error::meta(&meta.path, "sliding_window must be positive"));
+    }
+    Ok(Some(w))
 }
 
 fn check_states_agree(functions: &[&PartRef]) -> Result<()> {

@@ -119,6 +119,32 @@ impl Engine {
         })
     }
 
+    /// `plain`, or its rotate sibling once `pos` has reached the sliding
+    /// window (checked present at load).
+    fn function<'a>(
+        &self,
+        plain: &'a PartRef,
+        extra: &'a std::collections::BTreeMap<String, PartRef>,
+        rotate: &str,
+        pos: usize,
+    ) -> &'a PartRef {
+        match self.config.sliding_window {
+            Some(w) if pos >= w => extra.get(rotate).unwrap_or(plain),
+            _ => plain,
+        }
+    }
+
+    /// True when a state that holds positions `..fed` can be cut back to
+    /// `..keep` and extended from there. A sliding-window cache that has
+    /// rotated no longer holds the earlier positions: only extending it is
+    /// possible then.
+    pub fn can_rewind(&self, fed: usize, keep: usize) -> bool {
+        match self.config.sliding_window {
+            Some(w) => keep == fed || fed <= w,
+            None => true,
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.config
@@ -154,11 +180,18 @@ impl Engine {
         while done < tokens.len() {
             let p = pos + done;
             let rest = &tokens[done..];
-            let window = match self.config.prefill_mode {
-                PrefillMode::PaddedWindows => p + batch <= ctx,
-                PrefillMode::FullWindows => rest.len() >= batch && p + batch <= ctx,
-                PrefillMode::TokenByToken => false,
+            // Below a sliding window, a window must end by it (the local
+            // cache holds the window's positions until rotation starts).
+            let fits = match self.config.sliding_window {
+                Some(w) if p < w => p + batch <= w,
+                _ => true,
             };
+            let window = fits
+                && match self.config.prefill_mode {
+                    PrefillMode::PaddedWindows => p + batch <= ctx,
+                    PrefillMode::FullWindows => rest.len() >= batch && p + batch <= ctx,
+                    PrefillMode::TokenByToken => false,
+                };
             if window {
                 let n = rest.len().min(batch);
                 self.window(state, &rest[..n], p, calls)?;
@@ -220,14 +253,16 @@ impl Engine {
                 let mut hidden = take(embeddings.as_ref(), out, "hidden_states")?;
                 for c in chunks {
                     calls.ffn_prefill += 1;
-                    let out = run(&c.prefill, ("hidden_states", &hidden), state)?;
-                    hidden = take(c.prefill.as_ref(), out, "output_hidden_states")?;
+                    let f = self.function(&c.prefill, &c.extra, "prefill_rotate", pos);
+                    let out = run(f, ("hidden_states", &hidden), state)?;
+                    hidden = take(f.as_ref(), out, "output_hidden_states")?;
                 }
             }
-            Parts::Monolithic { prefill, .. } => {
+            Parts::Monolithic { prefill, extra, .. } => {
                 calls.embeddings += 1;
                 calls.ffn_prefill += 1;
-                run(prefill, ("input_ids", &ids), state)?;
+                let f = self.function(prefill, extra, "prefill_rotate", pos);
+                run(f, ("input_ids", &ids), state)?;
             }
         }
         Ok(())
@@ -272,12 +307,13 @@ impl Engine {
                 let mut last = Outputs::default();
                 for c in chunks {
                     calls.ffn_infer += 1;
-                    last = run(&c.infer, ("hidden_states", &hidden), state)?;
+                    let f = self.function(&c.infer, &c.extra, "infer_rotate", pos);
+                    last = run(f, ("hidden_states", &hidden), state)?;
                     hidden =
                         last.get("output_hidden_states")
                             .cloned()
                             .ok_or_else(|| Error::Model {
-                                part: c.infer.label().to_string(),
+                                part: f.label().to_string(),
                                 source: candle_coreml::Error::msg(
                                     "no output \"output_hidden_states\"",
                                 ),
@@ -285,10 +321,11 @@ impl Engine {
                 }
                 Ok(last)
             }
-            Parts::Monolithic { infer, .. } => {
+            Parts::Monolithic { infer, extra, .. } => {
                 calls.embeddings += 1;
                 calls.ffn_infer += 1;
-                run(infer, ("input_ids", &ids), state)
+                let f = self.function(infer, extra, "infer_rotate", pos);
+                run(f, ("input_ids", &ids), state)
             }
         }
     }

@@ -206,7 +206,10 @@ impl Session {
                 limit: ctx,
             });
         }
-        let keep = common_prefix(&self.tokens[..self.fed], &context).min(context.len() - 1);
+        let mut keep = common_prefix(&self.tokens[..self.fed], &context).min(context.len() - 1);
+        if !self.llm.engine().can_rewind(self.fed, keep) {
+            keep = 0;
+        }
         self.tokens = context;
         self.fed = keep;
         Generation::new(self, params, keep)
