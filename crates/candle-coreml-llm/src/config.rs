@@ -174,6 +174,49 @@ fn check_ffn(part: &dyn Part, rows: usize, hidden: Option<usize>) -> Result<usiz
     Ok(mask[3])
 }
 
+type Facts<'a> = (usize, usize, &'a PartRef, &'a PartRef, Vec<&'a PartRef>);
+
+/// Hidden size, mask width, chunk 1's infer and prefill, and every FFN
+/// function of a chunked bundle, checked to agree.
+fn chunked_facts<'a>(
+    batch: usize,
+    embeddings: &'a PartRef,
+    chunks: &'a [crate::parts::Chunk],
+    lm_head: &'a PartRef,
+) -> Result<Facts<'a>> {
+    let Some(c0) = chunks.first() else {
+        return Err(Error::mismatch(
+            embeddings.path(),
+            "the bundle has no FFN chunk",
+        ));
+    };
+    let hidden = last_dim(c0.infer.as_ref(), "hidden_states")?;
+    if let Some(d) = declared_last_dim(embeddings.as_ref(), "hidden_states")? {
+        expect(embeddings.as_ref(), "embeddings hidden size", hidden, d)?;
+    }
+    let mut width = None;
+    let mut fns = vec![];
+    for c in chunks {
+        let w1 = check_ffn(c.infer.as_ref(), 1, Some(hidden))?;
+        let w2 = check_ffn(c.prefill.as_ref(), batch, Some(hidden))?;
+        for (p, w) in [(&c.infer, w1), (&c.prefill, w2)] {
+            let want = *width.get_or_insert(w);
+            expect(p.as_ref(), "causal_mask width", want, w)?;
+        }
+        fns.push(&c.infer);
+        fns.push(&c.prefill);
+        fns.extend(c.extra.values());
+    }
+    let what = "LM head hidden size";
+    expect(
+        lm_head.as_ref(),
+        what,
+        hidden,
+        last_dim(lm_head.as_ref(), "hidden_states")?,
+    )?;
+    Ok((hidden, width.unwrap_or(0), &c0.infer, &c0.prefill, fns))
+}
+
 /// Derives and checks the engine configuration of `parts` against `meta`.
 pub fn check(meta: &Meta, parts: &Parts) -> Result<EngineConfig> {
     let batch = meta.batch_size;
@@ -183,34 +226,7 @@ pub fn check(meta: &Meta, parts: &Parts) -> Result<EngineConfig> {
                 embeddings,
                 chunks,
                 lm_head,
-            } => {
-                let hidden = last_dim(chunks[0].infer.as_ref(), "hidden_states")?;
-                if let Some(d) = declared_last_dim(embeddings.as_ref(), "hidden_states")? {
-                    expect(embeddings.as_ref(), "embeddings hidden size", hidden, d)?;
-                }
-                let mut width = None;
-                let mut fns = vec![];
-                for c in chunks {
-                    let w1 = check_ffn(c.infer.as_ref(), 1, Some(hidden))?;
-                    let w2 = check_ffn(c.prefill.as_ref(), batch, Some(hidden))?;
-                    for (p, w) in [(&c.infer, w1), (&c.prefill, w2)] {
-                        let want = *width.get_or_insert(w);
-                        expect(p.as_ref(), "causal_mask width", want, w)?;
-                    }
-                    fns.push(&c.infer);
-                    fns.push(&c.prefill);
-                    fns.extend(c.extra.values());
-                }
-                let what = "LM head hidden size";
-                expect(
-                    lm_head.as_ref(),
-                    what,
-                    hidden,
-                    last_dim(lm_head.as_ref(), "hidden_states")?,
-                )?;
-                let c0 = &chunks[0];
-                (hidden, width.unwrap_or(0), &c0.infer, &c0.prefill, fns)
-            }
+            } => chunked_facts(batch, embeddings, chunks, lm_head)?,
             Parts::Monolithic {
                 infer,
                 prefill,

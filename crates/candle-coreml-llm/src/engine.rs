@@ -157,7 +157,10 @@ impl Engine {
 
     /// A fresh (zeroed) state shared by every part.
     pub fn new_state(&self) -> Result<State> {
-        let owner = self.parts.state_owner();
+        let owner = self
+            .parts
+            .state_owner()
+            .ok_or_else(|| Error::Msg("the bundle has no FFN chunk to make a state".into()))?;
         owner.make_state().map_err(|e| Error::Model {
             part: owner.label().to_string(),
             source: e,

@@ -208,10 +208,10 @@ impl Parts {
 
     /// The part whose state every call shares (the first FFN function, or
     /// the monolithic model's prefill).
-    pub fn state_owner(&self) -> &PartRef {
+    pub fn state_owner(&self) -> Option<&PartRef> {
         match self {
-            Parts::Chunked { chunks, .. } => &chunks[0].prefill,
-            Parts::Monolithic { prefill, .. } => prefill,
+            Parts::Chunked { chunks, .. } => chunks.first().map(|c| &c.prefill),
+            Parts::Monolithic { prefill, .. } => Some(prefill),
         }
     }
 }
