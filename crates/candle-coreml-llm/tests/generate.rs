@@ -158,6 +158,17 @@ fn step_logits_match_transformers() {
 fn multi_turn_session_matches_reference_and_reprefill() {
     for r in references() {
         let llm = load(&r.bundle);
+        if llm.engine().config().sliding_window.is_some() {
+            // ANEMLL's prefill_rotate shifts a whole window into the local
+            // cache at once, so a continuation fed from an unaligned position
+            // differs from a fresh prefill by design (issue 11 decides how
+            // sessions continue there).
+            eprintln!(
+                "{}: multi-turn not compared on a sliding-window bundle",
+                r.bundle
+            );
+            continue;
+        }
         for case in r.cases.iter().filter(|c| c.history_case.is_some()) {
             let first = r
                 .cases
