@@ -4,7 +4,7 @@ Hugging Face transformers running the same model, in one run.
     python tools/bench_llm.py --bundle BUNDLE_DIR --hf HF_MODEL_DIR \
         [--binary target/release/candle-coreml] [--new-tokens 64] [--repeats 3] [--threads N]
 
-candle-coreml: the release binary's one-shot `chat --raw --json` (greedy,
+candle-coreml: the release binary's one-shot `chat --raw --json --ignore-eos` (greedy,
 portable backend unless --backend says otherwise) reports prefill and decode
 tokens/s of the generation itself (model loading excluded); the median of
 --repeats runs is taken.
@@ -48,7 +48,7 @@ PROMPT = (
 
 def run_ours(args) -> dict:
     cmd = [args.binary, "chat", str(args.bundle), "--raw", "--prompt", args.prompt,
-           "--max-tokens", str(args.new_tokens), "--temperature", "0", "--json",
+           "--max-tokens", str(args.new_tokens), "--ignore-eos", "--temperature", "0", "--json",
            "--backend", args.backend, "--device", args.device]
     env = dict(os.environ)
     if args.threads:

@@ -69,6 +69,9 @@ pub(crate) struct Args {
     /// What to do when the context is full.
     #[arg(long, value_enum, default_value = "stop")]
     context_full: ContextFullArg,
+    /// Go on past end-of-sequence tokens (for benchmarks with --max-tokens).
+    #[arg(long)]
+    ignore_eos: bool,
     /// Backend.
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendArg,
@@ -152,6 +155,7 @@ fn params(args: &Args, llm: &Llm, stop: &StopHandle) -> GenerateParams {
         },
         system: args.system.clone(),
         stop: Some(stop.clone()),
+        ignore_eos: args.ignore_eos,
         ..Default::default()
     };
     if args.no_think {

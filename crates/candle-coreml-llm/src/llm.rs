@@ -47,6 +47,8 @@ pub struct GenerateParams {
     pub template: TemplateOptions,
     /// A handle to stop the generation from elsewhere.
     pub stop: Option<StopHandle>,
+    /// Go on past end tokens (benchmarks: a fixed number of tokens).
+    pub ignore_eos: bool,
 }
 
 /// A loaded bundle, ready to generate. Share it between threads and

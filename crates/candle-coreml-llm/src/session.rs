@@ -444,7 +444,7 @@ impl<'s> Generation<'s> {
         let llm = self.session.llm.clone();
         let tok = llm.tokenizer();
         let mut reason = None;
-        let piece = if tok.stop_ids().contains(&id) {
+        let piece = if !self.params.ignore_eos && tok.stop_ids().contains(&id) {
             reason = Some(StopReason::Eos);
             String::new()
         } else {
