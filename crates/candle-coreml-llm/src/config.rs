@@ -245,7 +245,6 @@ pub fn check(meta: &Meta, parts: &Parts) -> Result<EngineConfig> {
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    let state_len = check_state_length(meta, functions[0].as_ref())?;
     if mask_width != meta.attention_size && meta.sliding_window.is_none() {
         return Err(Error::mismatch(
             infer_ref.path(),
@@ -255,6 +254,7 @@ pub fn check(meta: &Meta, parts: &Parts) -> Result<EngineConfig> {
             ),
         ));
     }
+    let state_len = check_state_length(meta, functions[0].as_ref())?;
     let sliding_window = check_rotation(meta, parts)?;
     let head_part = match parts {
         Parts::Chunked { lm_head, .. } => lm_head,
@@ -348,7 +348,8 @@ fn describe_states(s: &[(String, FeatureType)]) -> Vec<String> {
         .collect()
 }
 
-/// The KV length of a single-cache bundle (dim 2 of `(2*layers, heads, len, dim)`).
+/// The KV length of a single-cache bundle (dim 2 of `(2*layers, heads, len, dim)`),
+/// checked to hold the context.
 fn check_state_length(meta: &Meta, part: &dyn Part) -> Result<Option<usize>> {
     let states = state_types(part);
     if states.len() != 1 {
@@ -358,12 +359,14 @@ fn check_state_length(meta: &Meta, part: &dyn Part) -> Result<Option<usize>> {
     if shape.len() != 4 {
         return Ok(None);
     }
-    if shape[2] != meta.state_length {
+    // ANEMLL's LLaMA converter may make the cache longer than the context;
+    // shorter cannot hold every position.
+    if shape[2] < meta.state_length.min(meta.context_length) {
         return Err(Error::mismatch(
             part.path(),
             format!(
                 "state {:?} holds {} positions ({shape:?}), but meta.yaml says state_length/context_length {}",
-                states[0].0, shape[2], meta.state_length
+                states[0].0, shape[2], meta.state_length.min(meta.context_length)
             ),
         ));
     }

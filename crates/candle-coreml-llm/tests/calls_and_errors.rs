@@ -182,16 +182,16 @@ fn meta_disagreeing_with_the_files_names_both() {
     let dir = copy_bundle(&name, tmp.path());
     let meta = dir.join("meta.yaml");
     let text = std::fs::read_to_string(&meta).unwrap();
-    let ctx = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("context_length: "))
-        .unwrap()
-        .to_string();
-    let batch = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("batch_size: "))
-        .unwrap()
-        .to_string();
+    let param = |key: &str| -> String {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{key}: ")[..]))
+            .unwrap_or_else(|| panic!("meta.yaml has no {key}"))
+            .to_string()
+    };
+    let (ctx, batch) = (param("context_length"), param("batch_size"));
+    let (chunks, split) = (param("num_chunks"), param("split_lm_head"));
+    let more_chunks = (chunks.parse::<usize>().unwrap() + 1).to_string();
+    let other_split = (split.parse::<usize>().unwrap() * 2).to_string();
 
     edit(
         &meta,
@@ -214,18 +214,37 @@ fn meta_disagreeing_with_the_files_names_both() {
     assert!(e.contains("prefill") && e.contains(", 7,"), "{e}");
     edit(&meta, "batch_size: 7", &format!("batch_size: {batch}"));
 
-    edit(&meta, "num_chunks: 1", "num_chunks: 2");
-    let e = load_err(&dir);
-    assert!(e.contains("num_chunks") || e.contains("chunk"), "{e}");
-    edit(&meta, "num_chunks: 2", "num_chunks: 1");
-
-    edit(&meta, "split_lm_head: 16", "split_lm_head: 8");
+    edit(
+        &meta,
+        &format!("num_chunks: {chunks}"),
+        &format!("num_chunks: {more_chunks}"),
+    );
     let e = load_err(&dir);
     assert!(
-        e.contains("split_lm_head: 8") && e.contains("lm_head"),
+        e.contains(&format!("num_chunks: {more_chunks}")) || e.contains("chunk"),
         "{e}"
     );
-    edit(&meta, "split_lm_head: 8", "split_lm_head: 16");
+    edit(
+        &meta,
+        &format!("num_chunks: {more_chunks}"),
+        &format!("num_chunks: {chunks}"),
+    );
+
+    edit(
+        &meta,
+        &format!("split_lm_head: {split}"),
+        &format!("split_lm_head: {other_split}"),
+    );
+    let e = load_err(&dir);
+    assert!(
+        e.contains(&format!("split_lm_head: {other_split}")) && e.contains("lm_head"),
+        "{e}"
+    );
+    edit(
+        &meta,
+        &format!("split_lm_head: {other_split}"),
+        &format!("split_lm_head: {split}"),
+    );
 
     assert!(Llm::load(&dir, &options()).is_ok(), "restored bundle");
     std::fs::remove_file(&meta).unwrap();
