@@ -29,6 +29,10 @@ pub struct LoadOptions {
     pub precision: ComputePrecision,
     /// Show a progress bar on stderr (only drawn when stderr is a terminal).
     pub progress: bool,
+    /// Sliding-window bundles: prefill whole windows through
+    /// `prefill_rotate` past the window, as ANEMLL's own loop does (see
+    /// [`EngineConfig::rotate_windows`]).
+    pub rotate_windows: bool,
 }
 
 impl Default for LoadOptions {
@@ -39,6 +43,7 @@ impl Default for LoadOptions {
             compute_units: ComputeUnits::All,
             precision: ComputePrecision::default(),
             progress: true,
+            rotate_windows: false,
         }
     }
 }
@@ -206,7 +211,9 @@ impl Bundle {
     pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Bundle> {
         let files = BundleFiles::discover(dir)?;
         let parts = load_parts(&files, opts)?;
-        Self::from_parts(files, parts)
+        let mut bundle = Self::from_parts(files, parts)?;
+        bundle.config.rotate_windows = opts.rotate_windows;
+        Ok(bundle)
     }
 
     /// Checks already loaded (or wrapped) parts against the bundle's meta.

@@ -80,6 +80,12 @@ pub struct EngineConfig {
     /// from this position on, the `*_rotate` functions run (the local cache
     /// then wraps).
     pub sliding_window: Option<usize>,
+    /// Past the sliding window, prefill whole windows through
+    /// `prefill_rotate` as ANEMLL's chat.py does (faster; on sliding layers
+    /// each token then also sees the later tokens of its window). `false`
+    /// (the default) feeds those tokens one at a time through
+    /// `infer_rotate`: exactly the model's attention.
+    pub rotate_windows: bool,
 }
 
 fn find<'a>(f: &'a FunctionDescription, name: &str) -> Option<&'a FeatureDescription> {
@@ -245,7 +251,7 @@ pub fn check(meta: &Meta, parts: &Parts) -> Result<EngineConfig> {
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    if mask_width != meta.attention_size && meta.sliding_window.is_none() {
+    if mask_width != meta.attention_size {
         return Err(Error::mismatch(
             infer_ref.path(),
             format!(
@@ -276,6 +282,7 @@ pub fn check(meta: &Meta, parts: &Parts) -> Result<EngineConfig> {
         prefill_update_mask: update_mask(prefill_ref.as_ref()),
         state_names,
         sliding_window,
+        rotate_windows: false,
     })
 }
 

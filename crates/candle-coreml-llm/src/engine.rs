@@ -184,10 +184,12 @@ impl Engine {
             let p = pos + done;
             let rest = &tokens[done..];
             // Below a sliding window, a window must end by it (the local
-            // cache holds the window's positions until rotation starts).
+            // cache holds the window's positions until rotation starts);
+            // past it, windows go through `prefill_rotate` only when asked.
             let fits = match self.config.sliding_window {
                 Some(w) if p < w => p + batch <= w,
-                _ => true,
+                Some(_) => self.config.rotate_windows,
+                None => true,
             };
             let window = fits
                 && match self.config.prefill_mode {

@@ -72,7 +72,7 @@ fn one_call_per_part_per_generated_token() {
                 Role::Embeddings => c.embeddings.clone(),
                 Role::LmHead => c.head.clone(),
                 Role::Chunk { function, .. } | Role::Monolithic { function }
-                    if function == "prefill" =>
+                    if function.starts_with("prefill") =>
                 {
                     c.prefill.clone()
                 }
@@ -108,6 +108,11 @@ fn one_call_per_part_per_generated_token() {
                 // Prefill of the first n-1 tokens, then one step.
                 let fed = n - 1;
                 let (windows, singles) = match cfg.prefill_mode {
+                    // Exact sliding-window prefill: windows only below the window.
+                    PrefillMode::FullWindows if cfg.sliding_window.is_some() => {
+                        let w = fed.min(cfg.sliding_window.unwrap()) / cfg.batch_size;
+                        (w, fed - w * cfg.batch_size)
+                    }
                     PrefillMode::FullWindows => (fed / cfg.batch_size, fed % cfg.batch_size),
                     PrefillMode::PaddedWindows => (fed.div_ceil(cfg.batch_size), 0),
                     PrefillMode::TokenByToken => (0, fed),

@@ -52,9 +52,18 @@ pub struct Case {
     pub fp16_max_abs_logit_diff: Option<f64>,
     #[serde(default)]
     pub stop_reason: Option<String>,
+    /// `anemll_prefill_rotate`: the reference reproduces ANEMLL's own
+    /// prefill through `prefill_rotate` windows past the sliding window.
+    #[serde(default)]
+    pub prefill_semantics: Option<String>,
 }
 
 impl Case {
+    /// True for references of ANEMLL's window-at-once `prefill_rotate`.
+    pub fn rotate_windows(&self) -> bool {
+        self.prefill_semantics.as_deref() == Some("anemll_prefill_rotate")
+    }
+
     /// The template options of a messages case.
     pub fn template_options(&self) -> TemplateOptions {
         let mut o = TemplateOptions::default();
@@ -114,8 +123,44 @@ pub fn options() -> LoadOptions {
 }
 
 pub fn load(name: &str) -> Arc<Llm> {
+    load_with(name, false)
+}
+
+/// A bundle loaded for one prefill semantics (see [`Case::rotate_windows`]).
+pub fn load_with(name: &str, rotate_windows: bool) -> Arc<Llm> {
     let dir = bundle_dir(name);
-    Arc::new(Llm::load(&dir, &options()).unwrap_or_else(|e| panic!("{}: {e}", dir.display())))
+    let opts = LoadOptions {
+        rotate_windows,
+        ..options()
+    };
+    Arc::new(Llm::load(&dir, &opts).unwrap_or_else(|e| panic!("{}: {e}", dir.display())))
+}
+
+/// The bundle loaded both ways, picked per case.
+pub struct Loaded {
+    exact: Arc<Llm>,
+    windows: Option<Arc<Llm>>,
+}
+
+impl Loaded {
+    pub fn new(r: &Reference) -> Self {
+        let windows = r
+            .cases
+            .iter()
+            .any(Case::rotate_windows)
+            .then(|| load_with(&r.bundle, true));
+        Self {
+            exact: load(&r.bundle),
+            windows,
+        }
+    }
+
+    pub fn for_case(&self, c: &Case) -> &Arc<Llm> {
+        match (&self.windows, c.rotate_windows()) {
+            (Some(w), true) => w,
+            _ => &self.exact,
+        }
+    }
 }
 
 /// A copy of a fixture bundle in a fresh folder, to break.
