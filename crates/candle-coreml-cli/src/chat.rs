@@ -72,6 +72,11 @@ pub(crate) struct Args {
     /// Go on past end-of-sequence tokens (for benchmarks with --max-tokens).
     #[arg(long)]
     ignore_eos: bool,
+    /// Sliding-window bundles (Gemma 3): past the window, prefill whole
+    /// windows through prefill_rotate as ANEMLL does (faster, not exact)
+    /// instead of one token at a time.
+    #[arg(long)]
+    rotate_windows: bool,
     /// Backend.
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendArg,
@@ -201,6 +206,7 @@ pub(crate) fn main(args: Args) -> Result<()> {
     let opts = LoadOptions {
         backend: args.backend.into(),
         device: parse_device(&args.device)?,
+        rotate_windows: args.rotate_windows,
         ..Default::default()
     };
     let llm =
