@@ -326,3 +326,53 @@ fn prompt_longer_than_the_context_names_the_limit() {
     );
     assert_eq!(out.prompt_ids.len() + out.generated_ids.len(), ctx + 1);
 }
+
+/// Sliding the context (as ANEMLL's chat_full.py does) keeps generating,
+/// and what follows the slide is what a fresh session gives for the kept
+/// tokens.
+#[test]
+fn a_full_context_slides() {
+    let r = references()
+        .into_iter()
+        .find(|r| !r.bundle.starts_with("gemma"))
+        .unwrap();
+    let llm = common::load(&r.bundle);
+    let ctx = llm.context_length();
+    let prompt = r.cases[0]
+        .prompt_ids
+        .iter()
+        .copied()
+        .cycle()
+        .take(ctx - 2)
+        .collect::<Vec<_>>();
+    let params = GenerateParams {
+        max_tokens: Some(8),
+        ignore_eos: true,
+        context_policy: candle_coreml_llm::ContextPolicy::Slide,
+        ..Default::default()
+    };
+    let mut session = llm.session().unwrap();
+    let out = session.generate(prompt, &params).unwrap().finish().unwrap();
+    assert_eq!(out.generated_ids.len(), 8);
+    assert_eq!(out.stats.slides, 1);
+    assert_eq!(
+        out.stats.stop_reason,
+        Some(candle_coreml_llm::StopReason::MaxTokens)
+    );
+    let held = session.tokens().to_vec();
+    // Tokens generated after the slide: the last 8 - 3 (3 fitted before it).
+    let after = 8 - 3;
+    let kept = held[..held.len() - after].to_vec();
+    assert!(kept.len() < ctx);
+    let fresh = llm
+        .generate(
+            &Prompt::Tokens(kept),
+            &GenerateParams {
+                max_tokens: Some(after),
+                ignore_eos: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(fresh.generated_ids, held[held.len() - after..]);
+}
