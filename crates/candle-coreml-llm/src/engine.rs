@@ -14,11 +14,13 @@ use crate::parts::{Part, PartRef, Parts};
 /// Calls made to the parts, for figures and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Calls {
-    /// Embeddings calls (monolithic: calls of the whole model).
+    /// Embeddings calls.
     pub embeddings: usize,
-    /// FFN `infer` calls, all chunks together.
+    /// FFN `infer` calls, all chunks together (monolithic: `infer` calls of
+    /// the whole model).
     pub ffn_infer: usize,
-    /// FFN `prefill` calls, all chunks together.
+    /// FFN `prefill` calls, all chunks together (monolithic: `prefill` calls
+    /// of the whole model).
     pub ffn_prefill: usize,
     /// LM-head calls.
     pub lm_head: usize,
@@ -264,7 +266,6 @@ impl Engine {
                 }
             }
             Parts::Monolithic { prefill, extra, .. } => {
-                calls.embeddings += 1;
                 calls.ffn_prefill += 1;
                 let f = self.function(prefill, extra, "prefill_rotate", pos);
                 run(f, ("input_ids", &ids), state)?;
@@ -327,7 +328,6 @@ impl Engine {
                 Ok(last)
             }
             Parts::Monolithic { infer, extra, .. } => {
-                calls.embeddings += 1;
                 calls.ffn_infer += 1;
                 let f = self.function(infer, extra, "infer_rotate", pos);
                 run(f, ("input_ids", &ids), state)
