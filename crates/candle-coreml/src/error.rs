@@ -170,6 +170,36 @@ pub enum Error {
         message: String,
     },
 
+    /// A [`crate::State`] made by one backend, used with a model of another.
+    #[error("a State made by the {state} backend cannot be used with a {model} model")]
+    StateBackend {
+        /// The backend that made the state.
+        state: &'static str,
+        /// The backend of the model it was used with.
+        model: &'static str,
+    },
+
+    /// [`crate::Model::predict_one`] on a function without exactly one
+    /// input and one output.
+    #[error("predict_one needs one input and one output; function {function:?} has {inputs} and {outputs}")]
+    NotSingleInputOutput {
+        /// The function.
+        function: String,
+        /// Its number of inputs.
+        inputs: usize,
+        /// Its number of outputs.
+        outputs: usize,
+    },
+
+    /// A declared output missing from a prediction's result.
+    #[error("function {function:?}: output {output:?} missing from the result")]
+    MissingOutput {
+        /// The function.
+        function: String,
+        /// The output.
+        output: String,
+    },
+
     /// A backend that is not available here.
     #[error("{backend} backend unavailable: {reason}")]
     BackendUnavailable {

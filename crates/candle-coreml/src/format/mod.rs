@@ -121,3 +121,9 @@ pub fn open(path: impl AsRef<Path>) -> Result<ModelFile> {
         mlmodel::read(path)
     }
 }
+
+/// Reads only a model's description (functions, inputs, outputs, states,
+/// metadata), as [`open`] does it.
+pub fn describe(path: impl AsRef<Path>) -> Result<ModelDescription> {
+    open(path).map(|f| f.description)
+}

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 
 use super::plan::{Env, Plan};
-use super::{ComputePrecision, StateStore};
+use super::state::StateStore;
 use crate::error::{Error, Result};
 use crate::mil::{DataType, Operation, TensorValue, ValueType};
+use crate::options::ComputePrecision;
 
 /// A prepared op: parameters already parsed, ready to run many times.
 pub(crate) trait Kernel: Send + Sync {

@@ -13,10 +13,11 @@ use candle_core::{Device, Tensor};
 
 use super::kernel::{Args, Bound, Kernel, OpBuilder, Source};
 use super::ops::Registry;
+use super::state::StateStore;
 use super::values::{materialize, tensor_to_value};
-use super::{ComputePrecision, StateStore};
 use crate::error::{Error, Result};
 use crate::mil::{Binding, Block, Function, Operation, TensorValue, Value, ValueType};
+use crate::options::ComputePrecision;
 
 /// Values of one running block, by slot.
 #[derive(Debug, Default)]

@@ -4,12 +4,13 @@ use candle_core::{DType, Device, Tensor};
 
 use super::ops::Registry;
 use super::plan::{build_function, BuildCtx, Plan};
-use super::{ComputePrecision, StateStore};
+use super::state::StateStore;
 use crate::error::Result;
 use crate::mil::{
     Argument, Binding, Block, DataType, Function, NamedValueType, Operation, TensorData,
     TensorType, TensorValue, Value, ValueType,
 };
+use crate::options::ComputePrecision;
 
 /// A runtime input or a constant argument of a test op.
 pub(crate) enum Arg {

@@ -33,7 +33,7 @@ pub(crate) mod probe;
 mod state;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -43,11 +43,17 @@ use objc2::runtime::ProtocolObject;
 use objc2_core_ml::{MLFeatureProvider, MLModel, MLPredictionOptions, MLState};
 use objc2_foundation::{NSError, NSString};
 
-use crate::description::ModelDescription;
+use crate::description::{FunctionDescription, ModelDescription};
+use crate::engine::{downcast_state, Engine, EngineState, NamedTensors};
 use crate::error::{Error, Result};
-use crate::model::ModelOptions;
+use crate::options::{Backend, ModelOptions};
 
 pub(crate) use state::NativeState;
+
+/// Loads the model at `path` with Core ML.
+pub(crate) fn load(path: &Path, options: &ModelOptions) -> Result<Box<dyn Engine>> {
+    Ok(Box::new(NativeModel::load(path, options)?))
+}
 
 /// An `MLModel` that may be shared between threads.
 struct SharedModel(Retained<MLModel>);
@@ -65,9 +71,12 @@ unsafe impl Sync for SharedModel {}
 /// A model loaded by Apple's Core ML runtime.
 pub(crate) struct NativeModel {
     model: SharedModel,
+    /// Where the model was loaded from, and how (for `with_function`).
+    path: PathBuf,
+    options: ModelOptions,
     description: ModelDescription,
     /// The function this model runs.
-    function: String,
+    function: FunctionDescription,
     /// Inputs of that function as Core ML declares them.
     inputs: Vec<io::InputSpec>,
     /// Outputs, in description order.
@@ -99,17 +108,29 @@ impl NativeModel {
             });
         }
         let loaded = load::load(path, options)?;
-        let function = loaded.function.clone();
-        let description =
-            description::describe(&loaded.model, &function, path, loaded.file_description)?;
-        let f = description.function(&function).ok_or_else(|| {
-            Error::msg(format!(
-                "{}: function {function:?} not described",
-                path.display()
-            ))
-        })?;
+        let description = description::describe(
+            &loaded.model,
+            &loaded.function,
+            path,
+            loaded.file_description,
+        )?;
+        let f = description
+            .function(&loaded.function)
+            .cloned()
+            .ok_or_else(|| Error::UnknownFunction {
+                name: loaded.function.clone(),
+                available: description
+                    .functions
+                    .iter()
+                    .map(|f| f.name.clone())
+                    .collect(),
+            })?;
         let inputs = f.inputs.iter().map(io::InputSpec::new).collect();
-        let outputs = f.outputs.iter().map(io::OutputSpec::new).collect();
+        let outputs = f
+            .outputs
+            .iter()
+            .map(|o| io::OutputSpec::new(o, &f.name))
+            .collect::<Result<Vec<_>>>()?;
         let states = f
             .states
             .iter()
@@ -117,8 +138,10 @@ impl NativeModel {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             model: SharedModel(loaded.model),
+            path: path.to_path_buf(),
+            options: options.clone(),
             description,
-            function,
+            function: f,
             inputs,
             outputs,
             states,
@@ -127,17 +150,12 @@ impl NativeModel {
         })
     }
 
-    /// The model's description as Core ML reports it.
-    pub(crate) fn description(&self) -> &ModelDescription {
-        &self.description
-    }
-
     /// Runs one prediction. A stateful model needs `state`.
-    pub(crate) fn predict(
+    fn run(
         &self,
         inputs: &HashMap<String, Tensor>,
         state: Option<&mut NativeState>,
-    ) -> Result<Vec<(String, Tensor)>> {
+    ) -> Result<NamedTensors> {
         if let Some(s) = &state {
             s.check_compatible(&self.states)?;
         } else if !self.states.is_empty() {
@@ -150,7 +168,7 @@ impl NativeModel {
                     .join(", "),
                 message: format!(
                     "function {:?} is stateful: predict with a state",
-                    self.function
+                    self.function.name
                 ),
             });
         }
@@ -196,7 +214,7 @@ impl NativeModel {
         timing: Option<&mut probe::Timing>,
     ) -> Result<Vec<(String, Tensor)>> {
         let start = Instant::now();
-        let prepared = io::prepare_inputs(&self.inputs, inputs, &self.function)?;
+        let prepared = io::prepare_inputs(&self.inputs, inputs, &self.function.name)?;
         autoreleasepool(|_| {
             let bound = io::bind_inputs(&prepared)?;
             let mut backings = if use_backings {
@@ -255,8 +273,44 @@ impl NativeModel {
     }
 
     /// A fresh state (zero-filled buffers) for the model's states.
-    pub(crate) fn make_state(&self) -> Result<NativeState> {
-        NativeState::new(&self.model.0, &self.states, &self.function)
+    fn new_state(&self) -> Result<NativeState> {
+        NativeState::new(&self.model.0, &self.states, &self.function.name)
+    }
+}
+
+impl Engine for NativeModel {
+    fn backend(&self) -> Backend {
+        Backend::Native
+    }
+
+    fn description(&self) -> &ModelDescription {
+        &self.description
+    }
+
+    fn function(&self) -> &FunctionDescription {
+        &self.function
+    }
+
+    fn with_function(&self, name: &str) -> Result<Box<dyn Engine>> {
+        let mut options = self.options.clone();
+        options.function = Some(name.to_string());
+        load(&self.path, &options)
+    }
+
+    fn predict(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+        state: Option<&mut dyn EngineState>,
+    ) -> Result<NamedTensors> {
+        let state = match state {
+            Some(s) => Some(downcast_state::<NativeState>(s, Backend::Native)?),
+            None => None,
+        };
+        self.run(inputs, state)
+    }
+
+    fn make_state(&self) -> Result<Box<dyn EngineState>> {
+        Ok(Box::new(self.new_state()?))
     }
 }
 

@@ -11,7 +11,7 @@ use candle_core::Tensor;
 
 use super::NativeModel;
 use crate::error::Result;
-use crate::model::ModelOptions;
+use crate::options::ModelOptions;
 
 /// Accumulated time of each phase of native predictions.
 #[derive(Debug, Clone, Copy, Default)]
@@ -56,7 +56,7 @@ pub fn overhead_probe(
     iterations: u32,
 ) -> Result<Timing> {
     let model = NativeModel::load(path, options)?;
-    let state = model.make_state()?;
+    let state = model.new_state()?;
     let mut timing = Timing::default();
     for _ in 0..iterations {
         model.predict_once(inputs, state.ml_state(), true, Some(&mut timing))?;
