@@ -468,7 +468,16 @@ impl BlobResolver {
             }
         };
         let joined = root.join(rel);
-        let real = joined.canonicalize().map_err(|e| Error::io(&joined, e))?;
+        let real = joined.canonicalize().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::MissingWeights {
+                    path: joined.clone(),
+                    reference: file.to_string(),
+                }
+            } else {
+                Error::io(&joined, e)
+            }
+        })?;
         if !real.starts_with(&root) {
             return Err(self.escape(file));
         }

@@ -238,7 +238,7 @@ impl<'a> BlockBuilder<'a> {
             Some(t) => Source::Const(t),
             None => {
                 let t = materialize(&tv, self.ctx.device, self.ctx.precision)
-                    .map_err(|e| self.invalid(op, e.to_string()))?;
+                    .map_err(|e| self.invalid(op, e.report()))?;
                 match t {
                     Some(t) => {
                         if let Some(k) = key.as_deref() {
@@ -296,11 +296,9 @@ impl<'a> BlockBuilder<'a> {
         }
         let mut outputs = Vec::new();
         for name in &block.outputs {
-            let e = self.lookup(name).ok_or_else(|| {
-                Error::msg(format!(
-                    "function {:?}: block returns undefined value {name:?}",
-                    self.ctx.function
-                ))
+            let e = self.lookup(name).ok_or_else(|| Error::InvalidProgram {
+                function: self.ctx.function.to_string(),
+                message: format!("block returns undefined value {name:?}"),
             })?;
             outputs.push(e.source);
         }
@@ -458,9 +456,9 @@ impl<'a> BlockBuilder<'a> {
                     env: &env,
                     states: &mut states,
                 };
-                let outs = kernel
-                    .run(&mut args)
-                    .map_err(|e| self.invalid(op, format!("while folding constants: {e}")))?;
+                let outs = kernel.run(&mut args).map_err(|e| {
+                    self.invalid(op, format!("while folding constants: {}", e.report()))
+                })?;
                 if outs.len() != op.outputs.len() {
                     return Err(self.invalid(
                         op,
@@ -689,7 +687,10 @@ impl Plan {
                 Source::Slot(s) => outer.get(*s)?.clone(),
                 Source::Const(t) => t.clone(),
                 Source::State(n) => {
-                    return Err(Error::msg(format!("state {n:?} captured as a value")))
+                    return Err(Error::InvalidProgram {
+                        function: self.function.clone(),
+                        message: format!("state {n:?} captured as a value"),
+                    })
                 }
             };
             env.set(*local, t);
@@ -740,9 +741,10 @@ impl Plan {
             .map(|s| match s {
                 Source::Slot(x) => env.get(*x).cloned(),
                 Source::Const(t) => Ok(t.clone()),
-                Source::State(n) => Err(Error::msg(format!(
-                    "function returns state {n:?} as a value"
-                ))),
+                Source::State(n) => Err(Error::InvalidProgram {
+                    function: self.function.clone(),
+                    message: format!("returns state {n:?} as a value"),
+                }),
             })
             .collect()
     }

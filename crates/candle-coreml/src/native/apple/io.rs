@@ -440,13 +440,13 @@ pub(super) fn read_outputs(
     for (i, spec) in specs.iter().enumerate() {
         // SAFETY: looking a name up in Core ML's result provider.
         let value = unsafe { provider.featureValueForName(&ns(&spec.name)) }
-            .ok_or_else(|| Error::Native(format!("Core ML returned no output {:?}", spec.name)))?;
+            .ok_or_else(|| Error::native(format!("Core ML returned no output {:?}", spec.name)))?;
         // SAFETY: read-only properties of a feature value, read per its type.
         let tensor = match unsafe { value.r#type() } {
             MLFeatureType::MultiArray => {
                 // SAFETY: the value is a multi-array (checked just above).
                 let array = unsafe { value.multiArrayValue() }.ok_or_else(|| {
-                    Error::Native(format!("output {:?}: no multi-array", spec.name))
+                    Error::native(format!("output {:?}: no multi-array", spec.name))
                 })?;
                 match backings.take(i, &array) {
                     Some(t) => t?,
@@ -458,7 +458,7 @@ pub(super) fn read_outputs(
             // SAFETY: the value is a Double (checked).
             MLFeatureType::Double => Tensor::new(unsafe { value.doubleValue() }, &Device::Cpu)?,
             other => {
-                return Err(Error::Native(format!(
+                return Err(Error::native(format!(
                     "output {:?}: Core ML returned a value of feature type {}, not a tensor",
                     spec.name, other.0
                 )))

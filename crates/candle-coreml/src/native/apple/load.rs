@@ -162,7 +162,7 @@ fn compile_cached(path: &Path, cache: &Path) -> Result<PathBuf> {
     let compiled = unsafe { MLModel::compileModelAtURL_error(&url) }
         .map_err(|e| native_error(&format!("{}: cannot compile", path.display()), &e))?;
     let tmp = compiled.to_file_path().ok_or_else(|| {
-        Error::Native(format!(
+        Error::native(format!(
             "{}: compiled model has no file path",
             path.display()
         ))

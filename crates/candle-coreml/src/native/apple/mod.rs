@@ -179,7 +179,7 @@ impl NativeModel {
             .and_then(|s| s.ml_state());
         let use_backings = self.output_backings.load(Ordering::Relaxed);
         let outputs = match self.predict_once(inputs, state, use_backings, None) {
-            Err(e @ Error::Native(_)) if use_backings => {
+            Err(e @ Error::Native { .. }) if use_backings => {
                 // Core ML refused the prediction with our output buffers:
                 // retry without them and, if that works, stop offering them.
                 // This assumes Core ML rejects unusable backings before it
@@ -316,7 +316,11 @@ impl Engine for NativeModel {
 
 /// An [`Error::Native`] from an `NSError`.
 fn native_error(what: &str, e: &NSError) -> Error {
-    Error::Native(format!("{what}: {}", e.localizedDescription()))
+    Error::Native {
+        domain: e.domain().to_string(),
+        code: i64::try_from(e.code()).unwrap_or(i64::MIN),
+        message: format!("{what}: {}", e.localizedDescription()),
+    }
 }
 
 /// True on systems with the macOS 15 / iOS 18 Core ML APIs (functions, states).

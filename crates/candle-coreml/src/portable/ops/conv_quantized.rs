@@ -32,7 +32,7 @@ pub(super) fn build_conv_quantized(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kern
     let (wq, scale, bias) = (get("weight")?, get("quant_scale")?, get("quant_bias")?);
     let w = dequantize(&wq, &scale, &bias)
         .and_then(|w| Ok(w.to_dtype(dt)?))
-        .map_err(|e| b.err(format!("cannot dequantize the weight: {e}")))?;
+        .map_err(|e| b.err(format!("cannot dequantize the weight: {}", e.report())))?;
     conv_kernel(b, Operand::Ready(w))
 }
 

@@ -47,8 +47,8 @@ pub(super) fn operand(
 ) -> Result<Operand> {
     match const_tensor(b, name) {
         Some(t) => {
-            let t =
-                prepare(t.to_dtype(dtype)?).map_err(|e| b.err(format!("input {name:?}: {e}")))?;
+            let t = prepare(t.to_dtype(dtype)?)
+                .map_err(|e| b.err(format!("input {name:?}: {}", e.report())))?;
             Ok(Operand::Ready(t))
         }
         None => Ok(Operand::Input(b.input(name)?)),
