@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::plan::{Env, Plan};
+use super::plan::env::Env;
 use super::state::StateStore;
 use crate::error::{Error, Result};
 use crate::mil::{DataType, Operation, TensorValue, ValueType};
@@ -74,8 +74,21 @@ pub(crate) enum IntsArg {
     Runtime(In),
 }
 
+/// A nested block prepared at load (`cond`'s branches, `while_loop`'s
+/// condition and body), run by its op's kernel inside the current block.
+pub(crate) trait BlockPlan: Send + Sync {
+    /// Runs the block with `inputs` bound to its block inputs; captured
+    /// values of the enclosing block are read from `outer`.
+    fn run_nested(
+        &self,
+        outer: &Env,
+        inputs: Vec<Tensor>,
+        states: &mut StateStore,
+    ) -> Result<Vec<Tensor>>;
+}
+
 /// Builds nested block `index` of the op being built.
-pub(crate) type BlockBuildFn<'a> = dyn FnMut(usize, &[Tensor]) -> Result<Arc<Plan>> + 'a;
+pub(crate) type BlockBuildFn<'a> = dyn FnMut(usize) -> Result<Arc<dyn BlockPlan>> + 'a;
 
 /// The load-time view of one op.
 pub(crate) struct OpBuilder<'a> {
@@ -338,13 +351,12 @@ impl<'a> OpBuilder<'a> {
             .ok_or_else(|| self.err(format!("dtype {d} cannot be computed")))
     }
 
-    /// Builds nested block `index` of this op; `inputs` are example values
-    /// for the block inputs when they are known (may be empty).
-    pub(crate) fn block(&mut self, index: usize) -> Result<Arc<Plan>> {
+    /// Builds nested block `index` of this op.
+    pub(crate) fn block(&mut self, index: usize) -> Result<Arc<dyn BlockPlan>> {
         if index >= self.op.blocks.len() {
             return Err(self.err(format!("op has no block {index}")));
         }
-        (self.build_block)(index, &[])
+        (self.build_block)(index)
     }
 }
 
@@ -422,7 +434,11 @@ impl Args<'_> {
 
     /// Runs a nested block with `inputs` bound to its block inputs, inside the
     /// current environment (so it sees the enclosing values).
-    pub(crate) fn run_block(&mut self, plan: &Plan, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+    pub(crate) fn run_block(
+        &mut self,
+        plan: &dyn BlockPlan,
+        inputs: Vec<Tensor>,
+    ) -> Result<Vec<Tensor>> {
         plan.run_nested(self.env, inputs, self.states)
     }
 }

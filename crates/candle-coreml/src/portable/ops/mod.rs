@@ -1,5 +1,7 @@
 //! Op kernels, one file per family mirroring the MIL op documentation.
-//! Each family registers its ops by name in [`Registry`].
+//! Each family registers its ops by name in [`Registry`], declaring there
+//! what the planner must know about them (an op that touches states or
+//! draws random numbers is never folded at load).
 
 use std::collections::HashMap;
 
@@ -27,16 +29,41 @@ mod state;
 mod tensor_ops;
 pub(crate) mod util;
 
-/// Op name -> kernel builder.
+/// One registered op: its kernel builder and its properties.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OpEntry {
+    /// Builds the op's kernel at load.
+    pub(crate) build: BuildFn,
+    /// True when the op may run at load once all its inputs are constants:
+    /// its result depends on its inputs alone and it has no effect.
+    pub(crate) foldable: bool,
+}
+
+impl OpEntry {
+    /// Declares that the op reads or writes states (never folded).
+    pub(crate) fn stateful(&mut self) -> &mut Self {
+        self.foldable = false;
+        self
+    }
+
+    /// Declares that the op draws random numbers (never folded: each call
+    /// draws anew).
+    pub(crate) fn random(&mut self) -> &mut Self {
+        self.foldable = false;
+        self
+    }
+}
+
+/// Op name -> kernel builder and properties.
 pub(crate) struct Registry {
-    builders: HashMap<&'static str, BuildFn>,
+    entries: HashMap<&'static str, OpEntry>,
 }
 
 impl Registry {
     /// Every op the portable backend implements.
     pub(crate) fn new() -> Self {
         let mut reg = Registry {
-            builders: HashMap::new(),
+            entries: HashMap::new(),
         };
         activation::register(&mut reg);
         attention::register(&mut reg);
@@ -60,19 +87,26 @@ impl Registry {
         reg
     }
 
-    /// Registers `op`.
-    pub(crate) fn insert(&mut self, op: &'static str, build: BuildFn) {
-        self.builders.insert(op, build);
+    /// Registers `op` as a pure op (foldable); the returned entry declares
+    /// other properties (`reg.insert(..).stateful()`).
+    pub(crate) fn insert(&mut self, op: &'static str, build: BuildFn) -> &mut OpEntry {
+        let entry = OpEntry {
+            build,
+            foldable: true,
+        };
+        let slot = self.entries.entry(op).or_insert(entry);
+        *slot = entry;
+        slot
     }
 
-    /// The builder of `op`.
-    pub(crate) fn get(&self, op: &str) -> Option<BuildFn> {
-        self.builders.get(op).copied()
+    /// The entry of `op`.
+    pub(crate) fn get(&self, op: &str) -> Option<&OpEntry> {
+        self.entries.get(op)
     }
 
     /// Names of all registered ops, sorted.
     pub(crate) fn names(&self) -> Vec<&'static str> {
-        let mut v: Vec<_> = self.builders.keys().copied().collect();
+        let mut v: Vec<_> = self.entries.keys().copied().collect();
         v.sort_unstable();
         v
     }

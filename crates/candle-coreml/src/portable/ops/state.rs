@@ -10,11 +10,13 @@ use crate::portable::kernel::{kernel, IntsArg, Kernel, OpBuilder};
 
 /// Registers this family's ops.
 pub(crate) fn register(reg: &mut Registry) {
-    reg.insert("read_state", build_read_state);
-    reg.insert("write_state", build_write_state);
-    reg.insert("coreml_update_state", build_update_state);
+    reg.insert("read_state", build_read_state).stateful();
+    reg.insert("write_state", build_write_state).stateful();
+    reg.insert("coreml_update_state", build_update_state)
+        .stateful();
     reg.insert("slice_update", build_slice_update);
-    reg.insert(SLICE_UPDATE_STATE, build_slice_update_state);
+    reg.insert(SLICE_UPDATE_STATE, build_slice_update_state)
+        .stateful();
 }
 
 fn build_read_state(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
