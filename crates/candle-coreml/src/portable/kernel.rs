@@ -87,6 +87,26 @@ pub(crate) trait BlockPlan: Send + Sync {
     ) -> Result<Vec<Tensor>>;
 }
 
+/// An operand prepared at load (a constant, already cast and laid out) or
+/// read at run time; see [`OpBuilder::operand`].
+#[derive(Clone)]
+pub(crate) enum Operand {
+    /// Prepared at load.
+    Ready(Tensor),
+    /// A runtime input.
+    Input(In),
+}
+
+impl Operand {
+    /// The operand's tensor for this call.
+    pub(crate) fn get(&self, a: &Args<'_>) -> Result<Tensor> {
+        match self {
+            Operand::Ready(t) => Ok(t.clone()),
+            Operand::Input(i) => Ok(a.tensor(*i)?.clone()),
+        }
+    }
+}
+
 /// Builds nested block `index` of the op being built.
 pub(crate) type BlockBuildFn<'a> = dyn FnMut(usize) -> Result<Arc<dyn BlockPlan>> + 'a;
 
@@ -296,6 +316,64 @@ impl<'a> OpBuilder<'a> {
             self.string(name)
         } else {
             Ok(default.to_string())
+        }
+    }
+
+    /// A constant boolean list, or `None` when absent (masks of
+    /// `slice_by_index` / `slice_update`).
+    pub(crate) fn opt_bools(&self, name: &str) -> Result<Option<Vec<bool>>> {
+        if !self.has(name) {
+            return Ok(None);
+        }
+        self.require_const(name)?
+            .to_bool_vec()
+            .map(Some)
+            .map_err(|e| self.err(format!("input {name:?}: {e}")))
+    }
+
+    /// The tensor bound to input `name` when it is a load-time constant, so a
+    /// builder can prepare it once (transpose, cast) instead of on every call.
+    /// The builder then keeps only its own prepared copy.
+    pub(crate) fn const_tensor(&self, name: &str) -> Option<Tensor> {
+        match self.args.get(name).map(Vec::as_slice) {
+            Some([bound]) => match &bound.source {
+                Source::Const(t) => Some(t.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Input `name` as an [`Operand`]: a constant is cast to `dtype` and
+    /// passed through `prepare` once at load; a runtime input is handed out
+    /// as is.
+    pub(crate) fn operand(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        prepare: impl FnOnce(Tensor) -> Result<Tensor>,
+    ) -> Result<Operand> {
+        match self.const_tensor(name) {
+            Some(t) => {
+                let t = prepare(t.to_dtype(dtype)?)
+                    .map_err(|e| self.err(format!("input {name:?}: {}", e.report())))?;
+                Ok(Operand::Ready(t))
+            }
+            None => Ok(Operand::Input(self.input(name)?)),
+        }
+    }
+
+    /// Optional form of [`OpBuilder::operand`].
+    pub(crate) fn opt_operand(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        prepare: impl FnOnce(Tensor) -> Result<Tensor>,
+    ) -> Result<Option<Operand>> {
+        if self.has(name) {
+            self.operand(name, dtype, prepare).map(Some)
+        } else {
+            Ok(None)
         }
     }
 

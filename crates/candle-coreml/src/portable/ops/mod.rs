@@ -69,6 +69,7 @@ impl Registry {
         attention::register(&mut reg);
         control_flow::register(&mut reg);
         conv::register(&mut reg);
+        conv_quantized::register(&mut reg);
         elementwise::register(&mut reg);
         gather_scatter::register(&mut reg);
         image::register(&mut reg);

@@ -8,7 +8,7 @@
 
 use candle_core::{DType, Tensor};
 
-use super::conv::{non_negative, subsample, PadType};
+use super::util::window::{non_negative, subsample, PadType};
 use super::Registry;
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};

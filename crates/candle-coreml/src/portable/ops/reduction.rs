@@ -9,7 +9,7 @@
 
 use candle_core::{DType, Tensor};
 
-use super::elementwise::{isnan, where_scalar, widen_half};
+use super::util::numeric::{isnan, where_scalar, widen_half};
 use super::util::{norm_axes, norm_axis};
 use super::Registry;
 use crate::error::Result;

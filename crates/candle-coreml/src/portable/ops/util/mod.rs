@@ -1,4 +1,10 @@
-//! Helpers shared by op families.
+//! Helpers shared by op families: every family may import from here, and
+//! no family imports another.
+
+pub(crate) mod grid;
+pub(crate) mod numeric;
+pub(crate) mod slicing;
+pub(crate) mod window;
 
 use candle_core::{DType, Tensor};
 
@@ -45,21 +51,6 @@ pub(crate) fn unify(x: &Tensor, y: &Tensor) -> Result<(Tensor, Tensor)> {
         y.dtype()
     };
     Ok((x.to_dtype(d)?, y.to_dtype(d)?))
-}
-
-// linear / conv / normalization: constant inputs read at load.
-
-/// The tensor bound to input `name` when it is a load-time constant, so a
-/// builder can prepare it once (transpose, cast) instead of on every call.
-/// The builder then keeps only its own prepared copy.
-pub(crate) fn const_tensor(b: &super::super::kernel::OpBuilder<'_>, name: &str) -> Option<Tensor> {
-    match b.args.get(name).map(Vec::as_slice) {
-        Some([bound]) => match &bound.source {
-            super::super::kernel::Source::Const(t) => Some(t.clone()),
-            _ => None,
-        },
-        _ => None,
-    }
 }
 
 // shape_ops / tensor_ops helpers.
