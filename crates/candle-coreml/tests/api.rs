@@ -83,3 +83,47 @@ fn missing_input_and_predict_one_are_typed() {
         Err(Error::NotSingleInputOutput { .. })
     ));
 }
+
+/// Copies the folder `from` to `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dst = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dst);
+        } else {
+            std::fs::copy(entry.path(), &dst).unwrap();
+        }
+    }
+}
+
+/// A package without its weight.bin (a clone without Git LFS, a partial
+/// download) is still described; loading it names the missing file.
+#[test]
+fn missing_weights_are_described_and_named_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("mlp.mlpackage");
+    copy_dir(&fixture("mlp_fp32.mlpackage"), &pkg);
+    let weights = pkg.join("Data/com.apple.CoreML/weights/weight.bin");
+    std::fs::remove_file(&weights).unwrap();
+
+    let described = candle_coreml::format::describe(&pkg).unwrap();
+    let original = candle_coreml::format::describe(fixture("mlp_fp32.mlpackage")).unwrap();
+    assert_eq!(described, original);
+    let file = candle_coreml::format::open(&pkg).unwrap();
+    assert!(file.program().is_some());
+
+    let err = Model::builder()
+        .backend(Backend::Portable)
+        .load(&pkg)
+        .unwrap_err();
+    match &err {
+        Error::MissingWeights { path, reference } => {
+            assert!(path.ends_with("weights/weight.bin"), "{path:?}");
+            assert_eq!(reference, "@model_path/weights/weight.bin");
+        }
+        other => panic!("expected MissingWeights, got {other:?}"),
+    }
+    assert!(err.report().contains("weight.bin"), "{}", err.report());
+}

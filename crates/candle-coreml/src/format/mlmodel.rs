@@ -18,6 +18,6 @@ pub fn read(path: &Path) -> Result<ModelFile> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut blobs = BlobResolver::new(root);
+    let mut blobs = BlobResolver::deferred(root);
     proto::convert_model(model, path, path, ModelFormat::MlModel, &mut blobs)
 }

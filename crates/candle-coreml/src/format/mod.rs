@@ -13,9 +13,11 @@ pub mod proto;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use blob::BlobResolver;
+
 use crate::description::ModelDescription;
 use crate::error::{Error, Result};
-use crate::mil::Program;
+use crate::mil::{Binding, Block, Program, Value};
 
 /// The container a model came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -84,9 +86,30 @@ pub struct ModelFile {
     /// Op histogram recorded by Apple's compiler (`.mlmodelc` metadata.json),
     /// keys lower-cased without the opset prefix (`ios16.mul` -> `mul`).
     pub compiled_op_histogram: Option<BTreeMap<String, usize>>,
+    /// The folder `@model_path` weight references resolve against.
+    pub weights_root: PathBuf,
 }
 
 impl ModelFile {
+    /// Maps every weight-file constant of the program (readers leave them
+    /// unmapped, so [`open`] never touches weights): each weight file is
+    /// memory-mapped once and every blob is checked against its declared
+    /// dtype and shape. A missing weight file is [`Error::MissingWeights`]
+    /// naming it. Sub-models of a pipeline are mapped too.
+    pub fn map_weights(&mut self) -> Result<()> {
+        let mut blobs = BlobResolver::new(&self.weights_root);
+        match &mut self.body {
+            ModelBody::Program(p) => {
+                for f in &mut p.functions {
+                    map_block(&mut f.block, &mut blobs)?;
+                }
+                Ok(())
+            }
+            ModelBody::Pipeline(models) => models.iter_mut().try_for_each(ModelFile::map_weights),
+            ModelBody::NeuralNetwork { .. } | ModelBody::Other(_) => Ok(()),
+        }
+    }
+
     /// The ML Program, if the model is one.
     pub fn program(&self) -> Option<&Program> {
         match &self.body {
@@ -96,7 +119,8 @@ impl ModelFile {
     }
 }
 
-/// Reads a model, picking the reader from the path: a directory ending in
+/// Reads a model, picking the reader from the path (weights stay unmapped
+/// until [`ModelFile::map_weights`]): a directory ending in
 /// `.mlpackage` or holding `Manifest.json`, a directory ending in `.mlmodelc`
 /// or holding `model.mil`/`coremldata.bin`, or a protobuf file.
 pub fn open(path: impl AsRef<Path>) -> Result<ModelFile> {
@@ -122,8 +146,41 @@ pub fn open(path: impl AsRef<Path>) -> Result<ModelFile> {
     }
 }
 
+/// Maps the blobs of every constant of `block` (nested blocks included).
+fn map_block(block: &mut Block, blobs: &mut BlobResolver) -> Result<()> {
+    for op in &mut block.operations {
+        for v in op.attributes.values_mut() {
+            map_value(v, blobs)?;
+        }
+        for arg in op.inputs.values_mut() {
+            for b in &mut arg.bindings {
+                if let Binding::Value(v) = b {
+                    map_value(v, blobs)?;
+                }
+            }
+        }
+        for nested in &mut op.blocks {
+            map_block(nested, blobs)?;
+        }
+    }
+    Ok(())
+}
+
+fn map_value(v: &mut Value, blobs: &mut BlobResolver) -> Result<()> {
+    match v {
+        Value::Tensor(t) => blobs.map(t),
+        Value::List(items) | Value::Tuple(items) => {
+            items.iter_mut().try_for_each(|i| map_value(i, blobs))
+        }
+        Value::Dict(pairs) => pairs.iter_mut().try_for_each(|(k, v)| {
+            map_value(k, blobs)?;
+            map_value(v, blobs)
+        }),
+    }
+}
+
 /// Reads only a model's description (functions, inputs, outputs, states,
-/// metadata), as [`open`] does it.
+/// metadata), as [`open`] does it: weight files are never opened.
 pub fn describe(path: impl AsRef<Path>) -> Result<ModelDescription> {
     open(path).map(|f| f.description)
 }

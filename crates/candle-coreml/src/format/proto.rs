@@ -125,6 +125,7 @@ impl Converter<'_> {
             description,
             body,
             compiled_op_histogram: None,
+            weights_root: self.blobs.root().to_path_buf(),
         })
     }
 

@@ -32,7 +32,9 @@ pub use ops::supported_ops;
 
 /// Loads the model at `path` for the portable backend.
 pub(crate) fn load(path: &Path, options: &ModelOptions) -> Result<Box<dyn Engine>> {
-    let file = Arc::new(format::open(path)?);
+    let mut file = format::open(path)?;
+    file.map_weights()?;
+    let file = Arc::new(file);
     let m = PortableModel::new(file, options.clone(), Arc::default())?;
     Ok(Box::new(m))
 }

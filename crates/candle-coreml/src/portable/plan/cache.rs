@@ -102,6 +102,7 @@ impl Literal {
             TensorData::Bool(v) => LiteralData::Bools(v.clone()),
             TensorData::Str(v) => LiteralData::Strs(v.clone()),
             TensorData::Bytes(b) => LiteralData::Bytes(b.as_slice().to_vec()),
+            TensorData::Unmapped => return None,
         };
         Some(Self {
             dtype: t.dtype,
