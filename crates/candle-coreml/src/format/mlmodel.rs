@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use super::blob::BlobResolver;
-use super::{proto, ModelFile, ModelFormat};
+use super::model_file::{ModelFile, ModelFormat};
+use super::proto;
 use crate::error::{Error, Result};
 
 /// Reads a `.mlmodel` model.

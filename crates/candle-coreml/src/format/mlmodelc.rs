@@ -21,7 +21,8 @@ use std::path::Path;
 use serde_json::{Map, Value as Json};
 
 use super::blob::BlobResolver;
-use super::{mil_text, ModelBody, ModelFile, ModelFormat};
+use super::mil_text;
+use super::model_file::{ModelBody, ModelFile, ModelFormat};
 use crate::description::{
     ArrayFeature, ColorSpace, DimRange, FeatureDescription, FeatureType, FunctionDescription,
     ImageFeature, Metadata, ModelDescription, ShapeFlexibility,

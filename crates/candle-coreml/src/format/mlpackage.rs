@@ -12,7 +12,8 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 
 use super::blob::BlobResolver;
-use super::{proto, ModelFile, ModelFormat};
+use super::model_file::{ModelFile, ModelFormat};
+use super::proto;
 use crate::error::{Error, Result};
 
 /// The parts of `Manifest.json` the reader needs.

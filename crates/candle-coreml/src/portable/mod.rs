@@ -1,6 +1,7 @@
 //! The portable backend: evaluates MIL programs with candle ops, so Core ML
 //! models run wherever candle does (CPU, CUDA).
 
+mod dtype;
 pub(crate) mod fuse;
 pub(crate) mod kernel;
 pub(crate) mod ops;
@@ -88,7 +89,7 @@ impl PortableModel {
                         .map(|f| f.name.clone())
                         .collect(),
                 })?;
-        let registry = ops::Registry::new();
+        let registry = ops::registry();
         let ctx = plan::BuildCtx {
             registry: &registry,
             device: &options.device,
@@ -129,7 +130,7 @@ impl PortableModel {
                 .find(|(n, _)| n == name)
                 .map(|(_, t)| t.dtype);
             let dtype = ty
-                .and_then(|d| kernel::compute_dtype(d, self.options.precision))
+                .and_then(|d| dtype::compute_dtype(d, self.options.precision))
                 .unwrap_or(t.dtype());
             bound.push(t.to_device(&self.options.device)?.to_dtype(dtype)?);
         }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
 
-use super::kernel::compute_dtype;
+use super::dtype::compute_dtype;
 use crate::engine::dtype::io_dtype;
 use crate::engine::EngineState;
 use crate::error::{Error, Result};

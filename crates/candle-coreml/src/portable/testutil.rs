@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::ops::Registry;
+use super::ops::registry;
 use super::plan::{build_function, BuildCtx, Plan};
 use super::state::StateStore;
 use crate::error::Result;
@@ -215,7 +215,7 @@ pub(crate) fn build_program(ops: &[TestOp<'_>]) -> Result<()> {
 
 /// Prepares `f` on the CPU in f32, as `Model::load` would.
 fn prepare(f: &Function) -> Result<Plan> {
-    let registry = Registry::new();
+    let registry = registry();
     let ctx = BuildCtx {
         registry: &registry,
         device: &Device::Cpu,

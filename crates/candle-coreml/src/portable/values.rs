@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::kernel::compute_dtype;
+use super::dtype::compute_dtype;
 use crate::error::{Error, Result};
 use crate::mil::{DataType, TensorData, TensorValue};
 use crate::options::ComputePrecision;

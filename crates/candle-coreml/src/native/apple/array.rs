@@ -227,7 +227,7 @@ pub(super) unsafe fn array_over<K: 'static>(
             deallocator.as_deref(),
         )
     };
-    array.map_err(|e| super::native_error("cannot wrap a buffer in an MLMultiArray", &e))
+    array.map_err(|e| super::support::native_error("cannot wrap a buffer in an MLMultiArray", &e))
 }
 
 /// Shape, strides (elements, checked non-negative) and element type of `a`.

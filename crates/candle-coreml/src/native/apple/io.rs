@@ -32,7 +32,7 @@ use objc2_core_ml::{
 use objc2_foundation::{NSDictionary, NSString};
 
 use super::array::{array_over, elem_count, read_array, Buffer, Elem};
-use super::{native_error, ns};
+use super::support::{native_error, ns};
 use crate::description::{FeatureDescription, FeatureType};
 use crate::engine::dtype::convert_dtype;
 use crate::error::{Error, Result};

@@ -8,7 +8,7 @@ use objc2::rc::Retained;
 use objc2_core_ml::{MLComputeUnits, MLModel, MLModelConfiguration};
 use objc2_foundation::NSURL;
 
-use super::{has_macos15_apis, native_error, ns};
+use super::support::{has_macos15_apis, native_error, ns};
 use crate::description::ModelDescription;
 use crate::engine::resolve_function;
 use crate::error::{Error, Result};

@@ -9,7 +9,7 @@ use objc2::rc::Retained;
 use objc2_core_ml::{MLModel, MLMultiArray, MLState};
 
 use super::array::{read_array, write_array, Buffer, Elem};
-use super::{has_macos15_apis, ns};
+use super::support::{has_macos15_apis, ns};
 use crate::description::{FeatureDescription, FeatureType};
 use crate::engine::dtype::convert_dtype;
 use crate::error::{Error, Result};

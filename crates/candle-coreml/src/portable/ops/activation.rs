@@ -6,9 +6,9 @@
 
 use candle_core::Tensor;
 
+use super::registry::Registry;
 use super::util::norm_axis;
 use super::util::numeric::{full_like, to_float, widen_half};
-use super::Registry;
 use crate::error::Result;
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 

@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Tensor};
 
-use super::Registry;
+use super::registry::Registry;
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 

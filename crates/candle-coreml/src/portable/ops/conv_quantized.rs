@@ -8,7 +8,7 @@
 use candle_core::{DType, Tensor};
 
 use super::conv::conv_kernel;
-use super::Registry;
+use super::registry::Registry;
 use crate::error::Result;
 use crate::portable::kernel::{Kernel, OpBuilder, Operand};
 

@@ -7,8 +7,8 @@
 
 use candle_core::{DType, Tensor};
 
+use super::registry::Registry;
 use super::util::numeric::{full_like, isnan, round_half_even, to_float, where_scalar};
-use super::Registry;
 use crate::error::Result;
 use crate::mil::DataType;
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};

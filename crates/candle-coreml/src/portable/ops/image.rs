@@ -7,8 +7,8 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use super::registry::Registry;
 use super::util::grid::{grid, lerp_axis, sampling_grid, Grid};
-use super::Registry;
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 

@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Tensor};
 
-use super::Registry;
+use super::registry::Registry;
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, Kernel, OpBuilder, Operand};
 

@@ -6,8 +6,8 @@
 
 use candle_core::{DType, Tensor};
 
+use super::registry::Registry;
 use super::util::norm_axes;
-use super::Registry;
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, Args, Kernel, OpBuilder, Operand};
 

@@ -7,8 +7,8 @@
 
 use candle_core::{DType, Tensor};
 
+use super::registry::Registry;
 use super::util::numeric::round_half_even;
-use super::Registry;
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use candle_core::{DType, Device, Tensor, D};
 
+use super::registry::Registry;
 use super::util::checked_dims;
-use super::Registry;
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, IntsArg, Kernel, OpBuilder};
 

@@ -13,8 +13,8 @@
 
 use candle_core::{DType, Tensor, D};
 
+use super::registry::Registry;
 use super::util::cast;
-use super::Registry;
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, In, Kernel, OpBuilder};
 

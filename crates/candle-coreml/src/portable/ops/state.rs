@@ -3,8 +3,8 @@
 
 use candle_core::{DType, Tensor};
 
+use super::registry::Registry;
 use super::util::slicing::{sliced_dims, window_dims, SliceArgs, Span};
-use super::Registry;
 use crate::error::{Error, Result};
 use crate::portable::fuse::SLICE_UPDATE_STATE;
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};

@@ -8,7 +8,7 @@ use candle_core::Tensor;
 
 use super::cache::CacheKey;
 use super::liveness::plan_frees;
-use super::{BuildCtx, Plan, Step};
+use super::steps::{BuildCtx, Plan, Step};
 use crate::error::{Error, Result};
 use crate::mil::constexpr::is_constexpr;
 use crate::mil::{Binding, Block, Function, Operation, TensorValue, Value, ValueType};
@@ -24,7 +24,7 @@ pub(super) struct Entry {
     pub(super) ty: Option<ValueType>,
     /// The MIL constant, when known at load.
     pub(super) constant: Option<Arc<TensorValue>>,
-    /// Identity of a constant in the [`super::ConstCache`], when it has one.
+    /// Identity of a constant in the [`super::cache::ConstCache`], when it has one.
     pub(super) key: Option<Arc<CacheKey>>,
 }
 
@@ -40,7 +40,7 @@ impl Entry {
 }
 
 /// Prepares function `f` of a program.
-pub(super) fn build_function(ctx: &BuildCtx<'_>, f: &Function) -> Result<Plan> {
+pub(crate) fn build_function(ctx: &BuildCtx<'_>, f: &Function) -> Result<Plan> {
     let mut scope: HashMap<String, Entry> = HashMap::new();
     let mut inputs = Vec::new();
     let mut n_slots = 0;

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::Step;
+use super::steps::Step;
 use crate::portable::kernel::Source;
 
 /// Records, for each step, the slots whose last reader it is.

@@ -20,52 +20,10 @@ pub(crate) mod env;
 mod fold;
 mod liveness;
 mod run;
+mod steps;
 #[cfg(test)]
 mod tests;
 
-use candle_core::Device;
-
-use super::kernel::{Kernel, Source};
-use super::ops::Registry;
-use crate::error::Result;
-use crate::mil::Function;
-use crate::options::ComputePrecision;
+pub(crate) use build::build_function;
 pub(crate) use cache::ConstCache;
-
-/// One op of a plan: its kernel, where its inputs come from, the slots it
-/// fills, and the slots that die after it.
-struct Step {
-    kernel: Box<dyn Kernel>,
-    sources: Vec<Source>,
-    outputs: Vec<usize>,
-    free_after: Vec<usize>,
-    op_type: String,
-    label: String,
-}
-
-/// A prepared block, ready to run.
-pub(crate) struct Plan {
-    function: String,
-    steps: Vec<Step>,
-    n_slots: usize,
-    /// Block (or function) inputs bound at run time, in order: name and slot.
-    pub(crate) inputs: Vec<(String, usize)>,
-    /// What the block returns.
-    outputs: Vec<Source>,
-    /// Values of the enclosing block this nested block reads: outer source, local slot.
-    captures: Vec<(Source, usize)>,
-}
-
-/// Shared load-time context.
-pub(crate) struct BuildCtx<'a> {
-    pub(crate) registry: &'a Registry,
-    pub(crate) device: &'a Device,
-    pub(crate) precision: ComputePrecision,
-    pub(crate) function: &'a str,
-    pub(crate) consts: &'a ConstCache,
-}
-
-/// Prepares function `f` of a program.
-pub(crate) fn build_function(ctx: &BuildCtx<'_>, f: &Function) -> Result<Plan> {
-    build::build_function(ctx, f)
-}
+pub(crate) use steps::{BuildCtx, Plan};

@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 
 use super::env::Env;
-use super::{Plan, Step};
+use super::steps::{Plan, Step};
 use crate::error::{Error, Result};
 use crate::portable::kernel::{Args, BlockPlan, Source};
 use crate::portable::state::StateStore;

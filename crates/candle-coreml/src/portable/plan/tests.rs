@@ -65,7 +65,7 @@ fn unknown_constexpr_ops_join_the_report() {
 
 #[test]
 fn ops_declare_whether_they_fold() {
-    let reg = crate::portable::ops::Registry::new();
+    let reg = crate::portable::ops::registry();
     let foldable = |op: &str| reg.get(op).map(|e| e.foldable);
     assert_eq!(foldable("add"), Some(true));
     for op in [

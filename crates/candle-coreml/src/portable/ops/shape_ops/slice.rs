@@ -3,12 +3,11 @@
 
 use candle_core::{DType, Tensor};
 
-use super::{finish, out_dtype};
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
-use crate::portable::ops::util::norm_axis;
+use crate::portable::ops::registry::Registry;
 use crate::portable::ops::util::slicing::{sliced_dims, SliceArgs, Span};
-use crate::portable::ops::Registry;
+use crate::portable::ops::util::{finish, norm_axis, out_dtype};
 
 /// Registers the slicing ops.
 pub(super) fn register(reg: &mut Registry) {

@@ -9,6 +9,7 @@ pub(crate) mod window;
 use candle_core::{DType, Tensor};
 
 use crate::error::{Error, Result};
+use crate::portable::kernel::OpBuilder;
 
 /// Resolves a possibly negative `axis` against `rank` (MIL: `-rank <= axis < rank`).
 pub(crate) fn norm_axis(axis: i64, rank: usize) -> Result<usize> {
@@ -92,4 +93,17 @@ pub(crate) fn cast(t: Tensor, dtype: DType) -> Result<Tensor> {
 /// A rank-0 tensor holding `v` in `dtype` (bools as 0/1).
 pub(crate) fn scalar(v: f64, dtype: DType, device: &candle_core::Device) -> Result<Tensor> {
     Ok(Tensor::new(v, device)?.to_dtype(dtype)?)
+}
+
+/// The dtype output `i` is computed in, when the op declares it.
+pub(crate) fn out_dtype(b: &OpBuilder<'_>, i: usize) -> Option<DType> {
+    b.output_dtype(i).ok()
+}
+
+/// `t` cast to `dtype` when one is given.
+pub(crate) fn finish(t: Tensor, dtype: Option<DType>) -> Result<Tensor> {
+    match dtype {
+        Some(d) => cast(t, d),
+        None => Ok(t),
+    }
 }
