@@ -239,7 +239,7 @@ pub(super) fn layout_of(a: &MLMultiArray) -> Result<(Vec<usize>, Vec<usize>, Ele
         .iter()
         .map(|s| usize::try_from(s.as_isize()))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|_| Error::native("MLMultiArray with negative strides".into()))?;
+        .map_err(|_| Error::native("MLMultiArray with negative strides"))?;
     if strides.len() != shape.len() {
         return Err(Error::native(format!(
             "MLMultiArray with shape {shape:?} but {} strides",
@@ -302,7 +302,7 @@ fn with_bytes<R>(a: &MLMultiArray, need: usize, f: impl FnOnce(&[u8]) -> Result<
         run(ptr, need);
     }
     out.into_inner()
-        .unwrap_or_else(|| Err(Error::native("MLMultiArray handler was not called".into())))
+        .unwrap_or_else(|| Err(Error::native("MLMultiArray handler was not called")))
 }
 
 /// Copies `a` into a new CPU tensor, honouring its strides.
@@ -357,7 +357,7 @@ pub(super) fn write_array(a: &MLMultiArray, shape: &[usize], elem: Elem, src: &[
     unsafe { a.getMutableBytesWithHandler(&block) };
     result
         .into_inner()
-        .unwrap_or_else(|| Err(Error::native("MLMultiArray handler was not called".into())))
+        .unwrap_or_else(|| Err(Error::native("MLMultiArray handler was not called")))
 }
 
 fn scatter_checked(
@@ -372,7 +372,7 @@ fn scatter_checked(
         .iter()
         .map(|&s| usize::try_from(s))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|_| Error::native("MLMultiArray with negative strides".into()))?;
+        .map_err(|_| Error::native("MLMultiArray with negative strides"))?;
     let need = span(shape, &strides).and_then(|s| s.checked_mul(elem_size));
     let n = elem_count(shape)?;
     if strides.len() != shape.len()

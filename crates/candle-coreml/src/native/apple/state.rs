@@ -12,7 +12,9 @@ use super::array::{read_array, write_array, Buffer, Elem};
 use super::support::{has_macos15_apis, ns};
 use crate::description::{FeatureDescription, FeatureType};
 use crate::engine::dtype::convert_dtype;
+use crate::engine::EngineState;
 use crate::error::{Error, Result};
+use crate::options::Backend;
 
 /// One state as Core ML declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
