@@ -1,326 +1,194 @@
-//! Op conformance suite of the portable backend.
+//! Op conformance suite of the portable backend, one test per case.
 //!
 //! Every case under `tests/fixtures/conformance/<op>/<case>/` holds a tiny ML
 //! program (`model.mlpackage`), its inputs and the outputs numpy/torch expect
 //! (`case.npz`, arrays named `input:<name>` and `output:<name>`), and its
 //! tolerances (`case.json`). The cases come from `tools/gen_conformance.py`.
 //!
+//! This is a `harness = false` test ([libtest_mimic]): each case is its own
+//! trial named `<op>::<case>`, so `cargo test --test conformance -- abs::`
+//! runs the `abs` cases and `-- --list` lists them all.
+//!
 //! `tests/conformance_manifest.txt` lists every case as `pass`, `fail` or
-//! `skip`. Cases listed `pass` must pass; the others run and are reported. Run
-//! with `CONFORMANCE_WRITE_MANIFEST=1` to rewrite the manifest from the
-//! results (passing cases become `pass`, failing ones `fail  # error`).
+//! `skip`. A `pass` case must pass; a `fail` case must still fail (kind
+//! `xfail`; one that now passes is an error asking to update the manifest);
+//! a `skip` case is ignored. A case on disk missing from the manifest fails,
+//! and so does a manifest entry with no case on disk. Run with
+//! `CONFORMANCE_WRITE_MANIFEST=1` to rewrite the manifest from the results.
+//!
+//! The trial `coverage::readme_is_current` counts the MIL op names with a
+//! passing case and checks the README's coverage lines (between the
+//! `conformance:` marker comments); run with `UPDATE_README=1` to rewrite
+//! them.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+mod conformance_support;
+
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
-use candle_core::{DType, Tensor};
-use candle_coreml::{Backend, Model};
+use conformance_support::{
+    all_ops, find_cases, read_manifest, run_guarded, write_manifest, Case, Status,
+};
+use libtest_mimic::{Arguments, Failed, Trial};
 
-/// Where the cases live.
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance")
-}
-
-/// The manifest file.
-fn manifest_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance_manifest.txt")
-}
-
-/// What the manifest says about a case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Status {
-    Pass,
-    Fail,
-    Skip,
-}
-
-/// Tolerances and metadata of one case (`case.json`).
-#[derive(Debug, serde::Deserialize)]
-struct CaseMeta {
-    op: String,
-    case: String,
-    rtol: f64,
-    atol: f64,
-    #[allow(dead_code)]
-    dtype: String,
-    /// How outputs are judged: absent for allclose, `"shape_only"` for ops
-    /// whose values cannot match a reference (random ops: checked by shape).
-    #[serde(default)]
-    check: Option<String>,
-}
-
-/// One case found on disk.
-struct Case {
-    tag: String,
-    dir: PathBuf,
-}
-
-/// Reads the manifest: tag -> (status, the whole line).
-fn read_manifest() -> anyhow::Result<BTreeMap<String, (Status, String)>> {
-    let text = std::fs::read_to_string(manifest_path())?;
-    let mut out = BTreeMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let body = line.split('#').next().unwrap_or("").trim();
-        if body.is_empty() {
-            continue;
-        }
-        let mut it = body.split_whitespace();
-        let (Some(tag), Some(status)) = (it.next(), it.next()) else {
-            anyhow::bail!(
-                "manifest line {}: expected `<op>/<case> pass|fail|skip`: {line:?}",
-                n + 1
-            );
-        };
-        let status = match status {
-            "pass" => Status::Pass,
-            "fail" => Status::Fail,
-            "skip" => Status::Skip,
-            s => anyhow::bail!("manifest line {}: unknown status {s:?}", n + 1),
-        };
-        out.insert(tag.to_string(), (status, line.to_string()));
-    }
-    Ok(out)
-}
-
-/// Every `<op>/<case>` directory holding a `case.json`, sorted.
-fn find_cases() -> anyhow::Result<Vec<Case>> {
-    let mut cases = Vec::new();
-    for op in std::fs::read_dir(root())? {
-        let op = op?.path();
-        if !op.is_dir() {
-            continue;
-        }
-        for case in std::fs::read_dir(&op)? {
-            let dir = case?.path();
-            if dir.join("case.json").is_file() {
-                let name = |p: &Path| {
-                    p.file_name()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                };
-                cases.push(Case {
-                    tag: format!("{}/{}", name(&op), name(&dir)),
-                    dir,
-                });
-            }
-        }
-    }
-    cases.sort_by(|a, b| a.tag.cmp(&b.tag));
-    Ok(cases)
-}
-
-/// A tensor's values as f64, row-major.
-fn values(t: &Tensor) -> anyhow::Result<Vec<f64>> {
-    Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
-}
-
-/// Compares `got` with `want` (allclose: |a-b| <= atol + rtol*|b|, NaNs equal).
-/// Returns an error naming the output and the largest error.
-fn compare(name: &str, got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> anyhow::Result<()> {
-    if got.dims() != want.dims() {
-        anyhow::bail!(
-            "output {name}: shape {:?}, expected {:?}",
-            got.dims(),
-            want.dims()
-        );
-    }
-    let (g, w) = (values(got)?, values(want)?);
-    let mut worst: Option<(usize, f64)> = None;
-    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= atol + rtol * b.abs();
-        if !ok {
-            let err = if (a - b).is_nan() {
-                f64::INFINITY
-            } else {
-                (a - b).abs()
-            };
-            if worst.is_none_or(|(_, e)| err > e) {
-                worst = Some((i, err));
-            }
-        }
-    }
-    match worst {
-        None => Ok(()),
-        Some((i, err)) => anyhow::bail!(
-            "output {name}: max error {err:.3e} at flat index {i} (got {}, expected {})",
-            g[i],
-            w[i]
-        ),
-    }
-}
-
-/// Runs one case; `Err` holds a one-line reason.
-fn run_case(case: &Case) -> anyhow::Result<()> {
-    let meta: CaseMeta =
-        serde_json::from_str(&std::fs::read_to_string(case.dir.join("case.json"))?)?;
-    anyhow::ensure!(
-        format!("{}/{}", meta.op, meta.case) == case.tag,
-        "case.json names {}/{}",
-        meta.op,
-        meta.case
-    );
-    let arrays = Tensor::read_npz(case.dir.join("case.npz"))?;
-    let mut inputs = Vec::new();
-    let mut expected = Vec::new();
-    for (name, t) in arrays {
-        if let Some(n) = name.strip_prefix("input:") {
-            inputs.push((n.to_string(), t));
-        } else if let Some(n) = name.strip_prefix("output:") {
-            expected.push((n.to_string(), t));
-        }
-    }
-    let model = Model::builder()
-        .backend(Backend::Portable)
-        .load(case.dir.join("model.mlpackage"))?;
-    let mut outputs = model.predict(inputs.iter().map(|(n, t)| (n.as_str(), t)))?;
-    for (name, want) in &expected {
-        let got = outputs
-            .remove(name)
-            .ok_or_else(|| anyhow::anyhow!("output {name} missing"))?;
-        match meta.check.as_deref() {
-            None => compare(name, &got, want, meta.rtol, meta.atol)?,
-            Some("shape_only") => anyhow::ensure!(
-                got.dims() == want.dims(),
-                "output {name}: shape {:?}, expected {:?}",
-                got.dims(),
-                want.dims()
-            ),
-            Some(c) => anyhow::bail!("unknown check {c:?} in case.json"),
-        }
-    }
-    Ok(())
-}
-
-/// Runs a case, turning a panic into an error.
-fn run_guarded(case: &Case) -> Result<(), String> {
-    match catch_unwind(AssertUnwindSafe(|| run_case(case))) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(one_line(&format!("{e:#}"))),
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Err(one_line(&format!("panic: {msg}")))
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    match trials() {
+        Ok(trials) => libtest_mimic::run(&args, trials).exit_code(),
+        Err(e) => {
+            eprintln!("conformance: cannot set up the suite: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
 
-/// `s` on one line, at most 200 characters.
-fn one_line(s: &str) -> String {
-    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    match s.char_indices().nth(200) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s,
+/// One trial per case on disk, plus the manifest and README checks.
+fn trials() -> anyhow::Result<Vec<Trial>> {
+    let manifest = read_manifest()?;
+    let cases = find_cases()?;
+    if std::env::var_os("CONFORMANCE_WRITE_MANIFEST").is_some() {
+        let results: Vec<_> = cases
+            .iter()
+            .map(|c| (c.tag.clone(), run_guarded(c)))
+            .collect();
+        write_manifest(&manifest, &results)?;
+        println!("conformance: manifest rewritten");
+        return trials_after_rewrite();
     }
+    let on_disk: BTreeSet<String> = cases.iter().map(|c| c.tag.clone()).collect();
+    let stale: Vec<String> = manifest
+        .keys()
+        .filter(|t| !on_disk.contains(*t))
+        .cloned()
+        .collect();
+    let mut trials: Vec<Trial> = cases
+        .into_iter()
+        .map(|case| {
+            let status = manifest.get(&case.tag).map(|(s, _)| *s);
+            case_trial(case, status)
+        })
+        .collect();
+    trials.push(Trial::test("manifest::every_entry_is_on_disk", move || {
+        if stale.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("the manifest lists cases not on disk: {}", stale.join(", ")).into())
+        }
+    }));
+    trials.push(Trial::test(
+        "coverage::readme_is_current",
+        readme_is_current,
+    ));
+    Ok(trials)
 }
 
-/// The MIL op names of the iOS15-iOS18 opsets (written by the generator).
-fn all_ops() -> anyhow::Result<BTreeSet<String>> {
-    let text = std::fs::read_to_string(root().join("all_ops.txt"))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
+/// The trials once more after the manifest was rewritten from the results.
+fn trials_after_rewrite() -> anyhow::Result<Vec<Trial>> {
+    let manifest = read_manifest()?;
+    Ok(find_cases()?
+        .into_iter()
+        .map(|case| {
+            let status = manifest.get(&case.tag).map(|(s, _)| *s);
+            case_trial(case, status)
+        })
         .collect())
 }
 
-/// Rewrites the manifest from the results, keeping `skip` entries.
-fn write_manifest(
-    manifest: &BTreeMap<String, (Status, String)>,
-    results: &[(String, Result<(), String>)],
-) -> anyhow::Result<()> {
-    let old = std::fs::read_to_string(manifest_path())?;
-    let mut text: String = old
-        .lines()
-        .take_while(|l| l.starts_with('#'))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    for (tag, res) in results {
-        match (manifest.get(tag), res) {
-            (Some((Status::Skip, line)), _) => writeln!(text, "{line}")?,
-            (_, Ok(())) => writeln!(text, "{tag} pass")?,
-            (_, Err(e)) => writeln!(text, "{tag} fail  # {}", e.replace('#', "No."))?,
+/// The trial of one case, judged by its manifest status.
+fn case_trial(case: Case, status: Option<Status>) -> Trial {
+    let name = case.tag.replacen('/', "::", 1);
+    let trial = Trial::test(name, move || match status {
+        None => {
+            let how = match run_guarded(&case) {
+                Ok(()) => "it passes".to_string(),
+                Err(e) => e,
+            };
+            Err(format!("not in tests/conformance_manifest.txt ({how})").into())
         }
+        Some(Status::Pass) => run_guarded(&case).map_err(Failed::from),
+        Some(Status::Fail) => match run_guarded(&case) {
+            Ok(()) => Err("listed as `fail` but passes: mark it `pass` in the manifest".into()),
+            Err(_) => Ok(()),
+        },
+        Some(Status::Skip) => Ok(()),
+    });
+    match status {
+        Some(Status::Fail) => trial.with_kind("xfail"),
+        Some(Status::Skip) => trial.with_ignored_flag(true),
+        _ => trial,
     }
-    std::fs::write(manifest_path(), text)?;
-    Ok(())
 }
 
-#[test]
-fn conformance() -> anyhow::Result<()> {
-    let manifest = read_manifest()?;
-    let cases = find_cases()?;
-    let ops = all_ops()?;
-    let mut results = Vec::new();
-    let mut problems = Vec::new();
-    let mut now_passing = Vec::new();
+/// The README at the workspace root.
+fn readme_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")
+}
+
+/// Runs every case, counts the MIL op names with a passing case, and checks
+/// (or, with `UPDATE_README=1`, rewrites) the README's coverage lines.
+fn readme_is_current() -> Result<(), Failed> {
+    let ops = all_ops().map_err(|e| format!("{e:#}"))?;
+    let cases = find_cases().map_err(|e| format!("{e:#}"))?;
     let mut covered = BTreeSet::new();
     for case in &cases {
-        let res = run_guarded(case);
-        let status = manifest.get(&case.tag).map(|(s, _)| *s);
-        match (status, &res) {
-            (None, r) => {
-                let how = r.as_ref().err().map_or("it passes", String::as_str);
-                problems.push(format!("{}: not in the manifest ({how})", case.tag));
-            }
-            (Some(Status::Pass), Err(e)) => problems.push(format!("{}: {e}", case.tag)),
-            (Some(Status::Fail), Ok(())) => now_passing.push(case.tag.clone()),
-            _ => {}
-        }
-        if res.is_ok() {
+        if run_guarded(case).is_ok() {
             covered.insert(case.tag.split('/').next().unwrap_or_default().to_string());
         }
-        results.push((case.tag.clone(), res));
-    }
-    let on_disk: BTreeSet<&str> = cases.iter().map(|c| c.tag.as_str()).collect();
-    for tag in manifest.keys().filter(|t| !on_disk.contains(t.as_str())) {
-        println!("conformance: manifest lists {tag}, which is not on disk");
-    }
-    for (tag, res) in &results {
-        if let Err(e) = res {
-            if manifest.get(tag).is_some_and(|(s, _)| *s != Status::Pass) {
-                println!("expected failure {tag}: {e}");
-            }
-        }
-    }
-    for tag in &now_passing {
-        println!("now passing: update the manifest: {tag}");
     }
     if !covered.is_empty() {
+        // Every case program is made of `const` ops besides the op under test.
         covered.insert("const".to_string());
     }
-    let passing = results.iter().filter(|(_, r)| r.is_ok()).count();
-    let k = ops.iter().filter(|o| covered.contains(*o)).count();
-    println!(
-        "conformance: {passing}/{} cases pass; ops covered: {k} of {} MIL op names (iOS15–iOS18)",
-        results.len(),
-        ops.len()
-    );
+    let have: Vec<&str> = ops
+        .iter()
+        .filter(|o| covered.contains(*o))
+        .map(String::as_str)
+        .collect();
     let missing: Vec<&str> = ops
         .iter()
         .filter(|o| !covered.contains(*o))
         .map(String::as_str)
         .collect();
-    println!(
-        "ops with no passing case ({}): {}",
+    let count = format!("{} of the {}", have.len(), ops.len());
+    let list = format!(
+        "\nMIL op names with a passing conformance case ({}): {}.\n\nWithout one ({}): {}.\n",
+        have.len(),
+        have.join(", "),
         missing.len(),
-        missing.join(" ")
+        missing.join(", ")
     );
-    if std::env::var_os("CONFORMANCE_WRITE_MANIFEST").is_some() {
-        write_manifest(&manifest, &results)?;
-        println!("conformance: manifest rewritten");
+    let path = readme_path();
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let updated = replace_between(&text, "conformance:count", &count)
+        .and_then(|t| replace_between(&t, "conformance:ops", &list))
+        .map_err(Failed::from)?;
+    if updated == text {
+        return Ok(());
     }
-    if !problems.is_empty() {
-        anyhow::bail!(
-            "{} conformance problems:\n{}",
-            problems.len(),
-            problems.join("\n")
-        );
+    if std::env::var_os("UPDATE_README").is_some() {
+        std::fs::write(&path, updated).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("conformance: README coverage rewritten ({count} MIL op names)");
+        return Ok(());
     }
-    Ok(())
+    Err(format!(
+        "README.md's op coverage is stale: {count} MIL op names have a passing case; \
+         rerun with UPDATE_README=1 to rewrite it"
+    )
+    .into())
+}
+
+/// `text` with what lies between `<!-- {marker} -->` and `<!-- /{marker} -->`
+/// replaced by `body`.
+fn replace_between(text: &str, marker: &str, body: &str) -> Result<String, String> {
+    let (open, close) = (format!("<!-- {marker} -->"), format!("<!-- /{marker} -->"));
+    let start = text
+        .find(&open)
+        .ok_or_else(|| format!("README.md has no {open} marker"))?
+        + open.len();
+    let end = text[start..]
+        .find(&close)
+        .ok_or_else(|| format!("README.md has no {close} marker"))?
+        + start;
+    Ok(format!("{}{body}{}", &text[..start], &text[end..]))
 }
