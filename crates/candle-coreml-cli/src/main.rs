@@ -1,6 +1,7 @@
 //! `candle-coreml`: inspect, run and benchmark Core ML models; chat with
 //! ANEMLL LLM bundles.
 
+mod bench;
 mod chat;
 mod inspect;
 mod run;
@@ -23,6 +24,9 @@ enum Command {
     Run(run::Args),
     /// Chat with an ANEMLL LLM bundle (interactive, or once with --prompt).
     Chat(chat::Args),
+    /// Benchmark a model or an ANEMLL bundle: load time, latency, peak memory,
+    /// prefill and decode speed; or the memory bandwidth (--bandwidth).
+    Bench(bench::Args),
 }
 
 /// Backend choice on the command line.
@@ -52,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(a) => inspect::main(a),
         Command::Run(a) => run::main(a),
         Command::Chat(a) => chat::main(a),
+        Command::Bench(a) => bench::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
