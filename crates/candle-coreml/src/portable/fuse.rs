@@ -159,7 +159,8 @@ fn arg_name<'a>(op: &'a Operation, name: &str) -> Option<&'a str> {
     op.input(name)?.as_name()
 }
 
-fn collect_reads<'a>(op: &'a Operation, out: &mut Vec<&'a str>) {
+/// Every name `op` reads, its nested blocks included.
+pub(crate) fn collect_reads<'a>(op: &'a Operation, out: &mut Vec<&'a str>) {
     for arg in op.inputs.values() {
         for b in &arg.bindings {
             if let Binding::Name(n) = b {
