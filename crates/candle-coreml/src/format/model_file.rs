@@ -82,9 +82,9 @@ pub struct ModelFile {
 
 impl ModelFile {
     /// Maps every weight-file constant of the program (readers leave them
-    /// unmapped, so [`open`] never touches weights): each weight file is
+    /// unmapped, so [`open`](super::open) never touches weights): each weight file is
     /// memory-mapped once and every blob is checked against its declared
-    /// dtype and shape. A missing weight file is [`Error::MissingWeights`]
+    /// dtype and shape. A missing weight file is [`Error::MissingWeights`](crate::Error::MissingWeights)
     /// naming it. Sub-models of a pipeline are mapped too.
     pub fn map_weights(&mut self) -> Result<()> {
         let mut blobs = BlobResolver::new(&self.weights_root);
