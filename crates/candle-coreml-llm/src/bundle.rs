@@ -80,32 +80,43 @@ impl Loader<'_> {
         Ok(Arc::new(ModelPart::new(self.model(path, None)?, path)))
     }
 
-    /// `infer` and `prefill` of one file (or `prefill` from `pf`), plus the
-    /// rotate functions when present.
-    fn chunk(&self, path: &Path, prefill_path: Option<&Path>) -> Result<Chunk> {
+    /// `infer`, `prefill` and the rotate functions of one chunk. A
+    /// split-rotate bundle gives a second file (meta.yaml's `pf`): ANEMLL
+    /// 0.3.5 puts `infer_rotate` and `prefill_rotate` there and keeps `infer`
+    /// and `prefill` in the main file; each function is taken from the first
+    /// of the two files that has it.
+    fn chunk(&self, path: &Path, second: Option<&Path>) -> Result<Chunk> {
         let infer = self.model(path, Some("infer"))?;
-        let function = |m: &Model, name: &str, p: &Path| -> Result<PartRef> {
-            let f = m.with_function(name).map_err(|e| load_error(p, e))?;
-            Ok(Arc::new(ModelPart::new(f, p)))
+        let second = second
+            .map(|p| Ok::<_, Error>((self.model(p, None)?, p)))
+            .transpose()?;
+        let files: Vec<(&Model, &Path)> = std::iter::once((&infer, path))
+            .chain(second.as_ref().map(|(m, p)| (m, *p)))
+            .collect();
+        let function = |name: &str| -> Option<Result<PartRef>> {
+            let (m, p) = files
+                .iter()
+                .find(|(m, _)| m.description().function(name).is_some())?;
+            Some(
+                m.with_function(name)
+                    .map_err(|e| load_error(p, e))
+                    .map(|f| Arc::new(ModelPart::new(f, p)) as PartRef),
+            )
         };
-        // Split-rotate bundles keep infer_rotate with infer and
-        // prefill_rotate with prefill.
+        let prefill = match function("prefill") {
+            Some(f) => f?,
+            // No file has it: the main file's error names what it has.
+            None => Arc::new(ModelPart::new(
+                infer
+                    .with_function("prefill")
+                    .map_err(|e| load_error(path, e))?,
+                path,
+            )),
+        };
         let mut extra = BTreeMap::new();
-        let prefill = match prefill_path {
-            Some(pf) => {
-                let m = self.model(pf, Some("prefill"))?;
-                for name in EXTRA_FUNCTIONS {
-                    if m.description().function(name).is_some() {
-                        extra.insert(name.to_string(), function(&m, name, pf)?);
-                    }
-                }
-                Arc::new(ModelPart::new(m, pf)) as PartRef
-            }
-            None => function(&infer, "prefill", path)?,
-        };
         for name in EXTRA_FUNCTIONS {
-            if infer.description().function(name).is_some() {
-                extra.insert(name.to_string(), function(&infer, name, path)?);
+            if let Some(f) = function(name) {
+                extra.insert(name.to_string(), f?);
             }
         }
         Ok(Chunk {
