@@ -157,33 +157,35 @@ pub async fn serve(
         .await
 }
 
-/// Resolves on Ctrl-C or (Unix) SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// A future that resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM. The
+/// handlers are installed when this is called (inside a Tokio runtime), so
+/// a signal that comes before the future is first polled is not lost.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
+    {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    {
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }
 
-/// Binds `addr` (port 0: any free port), calls `on_bound` with the bound
-/// address, and serves on a runtime of its own until Ctrl-C or SIGTERM.
+/// Binds `addr` (port 0: any free port), installs the Ctrl-C and SIGTERM
+/// handlers, calls `on_bound` with the bound address, and serves on a
+/// runtime of its own until one of those signals.
 pub fn run(
     llm: Arc<Llm>,
     config: Config,
@@ -195,8 +197,9 @@ pub fn run(
         .build()?;
     rt.block_on(async {
         let listener = TcpListener::bind(addr).await?;
+        let signal = shutdown_signal()?;
         on_bound(listener.local_addr()?);
-        serve(listener, llm, config, shutdown_signal()).await
+        serve(listener, llm, config, signal).await
     })?;
     // Generations were cancelled; their threads end at the next token.
     rt.shutdown_timeout(Duration::from_secs(5));

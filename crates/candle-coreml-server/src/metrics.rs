@@ -83,36 +83,54 @@ impl Metrics {
         let mut o = Out(String::new());
         o.head("info", "gauge", "The served model (always 1).");
         o.line("info", &[("model", model)], 1.0);
+        self.labelled(&mut o);
+        self.totals(&mut o);
+        let gauges = [
+            (
+                "sessions_max",
+                "Requests that may generate at once (--max-sessions).",
+                pool.max_sessions,
+            ),
+            (
+                "sessions_created",
+                "Sessions (KV states) made so far.",
+                pool.created,
+            ),
+            ("sessions_busy", "Sessions generating now.", pool.busy),
+            (
+                "queue_waiting",
+                "Requests waiting for a session.",
+                pool.waiting,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            o.head(name, "gauge", help);
+            o.line(name, &[], v as f64);
+        }
+        o.0
+    }
+
+    /// The counters with labels.
+    fn labelled(&self, o: &mut Out) {
+        let help = "HTTP requests answered, by route and status.";
+        o.head("requests_total", "counter", help);
         let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        o.head(
-            "requests_total",
-            "counter",
-            "HTTP requests answered, by route and status.",
-        );
         for ((route, status), n) in requests.iter() {
-            let status = status.to_string();
-            o.line(
-                "requests_total",
-                &[("route", route), ("status", &status)],
-                *n as f64,
-            );
+            let labels = [("route", route.as_str()), ("status", &status.to_string())];
+            o.line("requests_total", &labels, *n as f64);
         }
         drop(requests);
-        o.map(
-            "rejected_total",
-            "Requests refused for want of a session, by reason.",
-            "reason",
-            &self.rejected,
-        );
-        o.map(
-            "generations_total",
-            "Finished generations, by stop reason.",
-            "reason",
-            &self.finished,
-        );
+        let help = "Requests refused for want of a session, by reason.";
+        o.map("rejected_total", help, "reason", &self.rejected);
+        let help = "Finished generations, by stop reason.";
+        o.map("generations_total", help, "reason", &self.finished);
+    }
+
+    /// Token and time totals.
+    fn totals(&self, o: &mut Out) {
         let c = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
         let s = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e6;
-        for (name, help, v) in [
+        let counters = [
             (
                 "prompt_tokens_total",
                 "Prompt tokens of finished generations.",
@@ -143,44 +161,25 @@ impl Metrics {
                 "Time spent in decoding steps.",
                 s(&self.decode_us),
             ),
-        ] {
+        ];
+        for (name, help, v) in counters {
             o.head(name, "counter", help);
             o.line(name, &[], v);
         }
+        let help = "From the start of a generation to its first token.";
         o.summary(
             "time_to_first_token_seconds",
-            "From the start of a generation to its first token.",
+            help,
             s(&self.ttft_us),
             c(&self.ttft_count),
         );
+        let help = "Time requests waited for a session.";
         o.summary(
             "queue_wait_seconds",
-            "Time requests waited for a session.",
+            help,
             s(&self.queue_us),
             c(&self.queue_count),
         );
-        for (name, help, v) in [
-            (
-                "sessions_max",
-                "Requests that may generate at once (--max-sessions).",
-                pool.max_sessions,
-            ),
-            (
-                "sessions_created",
-                "Sessions (KV states) made so far.",
-                pool.created,
-            ),
-            ("sessions_busy", "Sessions generating now.", pool.busy),
-            (
-                "queue_waiting",
-                "Requests waiting for a session.",
-                pool.waiting,
-            ),
-        ] {
-            o.head(name, "gauge", help);
-            o.line(name, &[], v as f64);
-        }
-        o.0
     }
 }
 

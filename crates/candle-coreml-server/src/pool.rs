@@ -43,8 +43,9 @@ pub struct Pool {
 
 #[derive(Default)]
 struct Inner {
-    /// Sessions not in use, least recently used first.
-    idle: Vec<Session>,
+    /// Sessions not in use, least recently used first, with the length of
+    /// the last prompt each was given.
+    idle: Vec<(Session, usize)>,
     /// Sessions made so far (idle and lent).
     created: usize,
 }
@@ -77,19 +78,36 @@ pub enum Pick {
     Create,
 }
 
-/// Chooses a session for `prompt`. `cached[i]` are the tokens idle session
-/// `i` holds in its state (least recently used first).
+/// An idle session as [`pick`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Cached<'a> {
+    /// The tokens its state holds.
+    pub tokens: &'a [u32],
+    /// The length of the last prompt it was given (its answer followed).
+    pub prompt_len: usize,
+}
+
+/// Chooses a session for `prompt` among the idle ones (least recently used
+/// first).
 ///
 /// A session whose common prefix with the prompt covers at least half of
-/// what it holds is this prompt's conversation (as llama.cpp's slot
-/// similarity): the longest such prefix wins. Otherwise an empty session,
-/// or a new one while there is room, keeping the others' conversations;
-/// with no room, the longest common prefix wins, the least recently used on
-/// ties.
-pub fn pick(cached: &[&[u32]], prompt: &[u32], can_create: bool) -> Pick {
+/// the last prompt it was given is this prompt's conversation (llama.cpp's
+/// slot similarity, measured against the prompt rather than prompt and
+/// answer, since a chat template may render an earlier answer differently
+/// when it comes back as history): the longest such prefix wins. Otherwise
+/// an empty session, or a new one while there is room, keeping the others'
+/// conversations; with no room, the longest common prefix wins, the least
+/// recently used on ties.
+pub fn pick(cached: &[Cached], prompt: &[u32], can_create: bool) -> Pick {
     let prefix: Vec<usize> = cached
         .iter()
-        .map(|c| c.iter().zip(prompt).take_while(|(a, b)| a == b).count())
+        .map(|c| {
+            c.tokens
+                .iter()
+                .zip(prompt)
+                .take_while(|(a, b)| a == b)
+                .count()
+        })
         .collect();
     // The longest prefix among the sessions `ok` accepts, the least
     // recently used on ties.
@@ -98,10 +116,11 @@ pub fn pick(cached: &[&[u32]], prompt: &[u32], can_create: bool) -> Pick {
             .filter(|&i| ok(i))
             .max_by_key(|&i| (prefix[i], std::cmp::Reverse(i)))
     };
-    if let Some(i) = longest(&|i| prefix[i] > 0 && 2 * prefix[i] >= cached[i].len()) {
+    let own = |i: usize| cached[i].prompt_len.min(cached[i].tokens.len());
+    if let Some(i) = longest(&|i| prefix[i] > 0 && 2 * prefix[i] >= own(i)) {
         return Pick::Reuse(i);
     }
-    if let Some(i) = cached.iter().position(|c| c.is_empty()) {
+    if let Some(i) = cached.iter().position(|c| c.tokens.is_empty()) {
         return Pick::Reuse(i);
     }
     match longest(&|_| true) {
@@ -174,10 +193,17 @@ impl Pool {
     ) -> Result<Lease, ApiError> {
         let picked = {
             let mut inner = self.inner();
-            let cached: Vec<&[u32]> = inner.idle.iter().map(|s| &s.tokens()[..s.fed()]).collect();
+            let cached: Vec<Cached> = inner
+                .idle
+                .iter()
+                .map(|(s, prompt_len)| Cached {
+                    tokens: &s.tokens()[..s.fed()],
+                    prompt_len: *prompt_len,
+                })
+                .collect();
             let can_create = inner.created < self.config.max_sessions;
             match pick(&cached, prompt, can_create) {
-                Pick::Reuse(i) => Some(inner.idle.remove(i)),
+                Pick::Reuse(i) => Some(inner.idle.remove(i).0),
                 Pick::Create => {
                     inner.created += 1;
                     None
@@ -196,6 +222,7 @@ impl Pool {
         Ok(Lease {
             pool: self.clone(),
             session: Some(session),
+            prompt_len: prompt.len(),
             id,
             failed: false,
             _admission: admission,
@@ -237,6 +264,7 @@ impl Pool {
 pub struct Lease {
     pool: Arc<Pool>,
     session: Option<Session>,
+    prompt_len: usize,
     id: u64,
     failed: bool,
     // Dropped after `drop` has given the session back.
@@ -264,7 +292,7 @@ impl Drop for Lease {
             if self.failed {
                 s.reset();
             }
-            self.pool.inner().idle.push(s);
+            self.pool.inner().idle.push((s, self.prompt_len));
         }
     }
 }
@@ -273,24 +301,31 @@ impl Drop for Lease {
 mod tests {
     use super::*;
 
+    fn c(tokens: &[u32], prompt_len: usize) -> Cached<'_> {
+        Cached { tokens, prompt_len }
+    }
+
     #[test]
     fn pick_prefers_the_conversation_then_room_then_longest_prefix() {
-        let a: &[u32] = &[1, 2, 3, 4];
-        let b: &[u32] = &[1, 2, 9, 9, 9, 9];
-        let c: &[u32] = &[7, 7];
+        let a = c(&[1, 2, 3, 4], 4);
+        let b = c(&[1, 2, 9, 9, 9, 9], 6);
+        let d = c(&[7, 7], 2);
         // extends a: a
-        assert_eq!(pick(&[b, a, c], &[1, 2, 3, 4, 5], true), Pick::Reuse(1));
+        assert_eq!(pick(&[b, a, d], &[1, 2, 3, 4, 5], true), Pick::Reuse(1));
         // shares 2 of b's 6 (under half) and 2 of a's 4 (half): a
-        assert_eq!(pick(&[b, a, c], &[1, 2, 8], true), Pick::Reuse(1));
+        assert_eq!(pick(&[b, a, d], &[1, 2, 8], true), Pick::Reuse(1));
         // shares 2 of b's 6 only: a new session while there is room
-        assert_eq!(pick(&[b, c], &[1, 2, 8], true), Pick::Create);
+        assert_eq!(pick(&[b, d], &[1, 2, 8], true), Pick::Create);
+        // ... but 2 of a 3-token prompt whose answer was [9, 9, 9]: b
+        let b3 = c(&[1, 2, 9, 9, 9, 9], 3);
+        assert_eq!(pick(&[b3, d], &[1, 2, 8], true), Pick::Reuse(0));
         // no room: the longest prefix anyway
-        assert_eq!(pick(&[c, b], &[1, 2, 8], false), Pick::Reuse(1));
+        assert_eq!(pick(&[d, b], &[1, 2, 8], false), Pick::Reuse(1));
         // nothing shared, no room: the least recently used
-        assert_eq!(pick(&[c, b], &[5], false), Pick::Reuse(0));
+        assert_eq!(pick(&[d, b], &[5], false), Pick::Reuse(0));
         // an empty (reset) session before a new one
-        assert_eq!(pick(&[c, &[]], &[5], true), Pick::Reuse(1));
-        assert_eq!(pick(&[b, &[]], &[1, 2, 3, 4], true), Pick::Reuse(1));
+        assert_eq!(pick(&[d, c(&[], 0)], &[5], true), Pick::Reuse(1));
+        assert_eq!(pick(&[b, c(&[], 0)], &[1, 2, 3, 4], true), Pick::Reuse(1));
         assert_eq!(pick(&[], &[5], false), Pick::Create);
     }
 }
