@@ -80,7 +80,41 @@ fn chat_and_completions_match_the_reference() {
     let text = a.body["choices"][0]["text"].as_str().unwrap().to_string();
     let mut st = Stream::open(&s.url("/v1/completions"), &body);
     let (streamed, streamed_ids) = joined(&st.rest());
-    assert_eq!((streamed, streamed_ids), (text, ids(&raw["greedy_ids"])));
+    assert_eq!(
+        (streamed, streamed_ids),
+        (text.clone(), ids(&raw["greedy_ids"]))
+    );
+    stop_seed_and_defaults(&s, &raw, &text);
+}
+
+/// A stop string ends the text before it; a seed repeats a sample (at a
+/// temperature that flattens the tiny model's peaked logits);
+/// completions default to 16 tokens.
+fn stop_seed_and_defaults(s: &Server, raw: &Value, greedy_text: &str) {
+    let url = s.url("/v1/completions");
+    // A stop string from the middle of the greedy answer.
+    let (cut, _) = greedy_text
+        .char_indices()
+        .nth(greedy_text.chars().count() / 2)
+        .unwrap();
+    let stop = &greedy_text[cut..(cut + 3).min(greedy_text.len())];
+    let want = &greedy_text[..greedy_text.find(stop).unwrap()];
+    let body = json!({"model": BUNDLE, "prompt": raw["text"], "max_tokens": 32,
+        "temperature": 0, "stop": [stop]});
+    let a = post(&url, &body);
+    assert_eq!(a.body["choices"][0]["text"], want, "stop {stop:?}");
+    assert_eq!(a.body["choices"][0]["finish_reason"], "stop");
+    let sample = |seed: u64| {
+        let body = json!({"model": BUNDLE, "prompt": raw["text"], "temperature": 10.0,
+            "seed": seed, "return_token_ids": true});
+        let a = post(&url, &body);
+        assert_eq!(a.status, 200, "{}", a.body);
+        ids(&a.body["choices"][0]["token_ids"])
+    };
+    let (a, b, c) = (sample(7), sample(7), sample(8));
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    assert_eq!(a.len(), 16);
 }
 
 /// Through the chat endpoint: the conversation rendered again reuses the

@@ -152,7 +152,9 @@ fn thirty_two_clients_over_four_sessions_get_single_client_answers() {
 
 /// The longest stream the context allows (end tokens ignored).
 fn long_stream(s: &Server) -> Stream {
-    let body = json!({"model": BUNDLE, "prompt": "Once", "ignore_eos": true, "temperature": 0});
+    // max_tokens: the whole context, capped by the room the prompt leaves.
+    let body = json!({"model": BUNDLE, "prompt": "Once", "ignore_eos": true, "temperature": 0,
+        "max_tokens": 256});
     let mut st = Stream::open(&s.url("/v1/completions"), &body);
     assert!(st.next_event().is_some());
     st

@@ -179,6 +179,9 @@ async fn completions(State(app): State<Arc<App>>, b: Result<Bytes, BytesRejectio
     answer.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// `max_tokens` of a text completion that gives none (OpenAI's default).
+const COMPLETION_DEFAULT_MAX_TOKENS: usize = 16;
+
 /// Tokenizes (on a blocking thread), checks the prompt against the
 /// context, waits for a session and answers.
 async fn respond(app: &Arc<App>, plan: Plan, kind: Kind) -> Result<Response, ApiError> {
@@ -211,8 +214,9 @@ async fn respond(app: &Arc<App>, plan: Plan, kind: Kind) -> Result<Response, Api
 }
 
 /// Checks the prompt's ids and sets `max_tokens`: what was asked, capped by
-/// the room the context leaves (all of it when nothing was asked). Asking
-/// for more than the whole context is an error.
+/// the room the context leaves. Without a value, chat answers may fill the
+/// context and text completions stop after 16 tokens (OpenAI's defaults).
+/// Asking for more than the whole context is an error.
 fn limits(llm: &Llm, plan: &Plan, ids: &[u32]) -> Result<GenerateParams, ApiError> {
     let at = plan.prompt_param;
     if ids.is_empty() {
@@ -250,6 +254,7 @@ fn limits(llm: &Llm, plan: &Plan, ids: &[u32]) -> Result<GenerateParams, ApiErro
             ))
         }
         Some((n, _)) => n.min(room),
+        None if plan.prompt_param == "prompt" => COMPLETION_DEFAULT_MAX_TOKENS.min(room),
         None => room,
     };
     Ok(GenerateParams {
