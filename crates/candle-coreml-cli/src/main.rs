@@ -1,9 +1,10 @@
 //! `candle-coreml`: inspect, run and benchmark Core ML models; chat with
-//! ANEMLL LLM bundles.
+//! ANEMLL LLM bundles or serve them over an OpenAI-compatible API.
 
 mod chat;
 mod inspect;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -23,6 +24,8 @@ enum Command {
     Run(run::Args),
     /// Chat with an ANEMLL LLM bundle (interactive, or once with --prompt).
     Chat(chat::Args),
+    /// Serve an ANEMLL LLM bundle over an OpenAI-compatible HTTP API.
+    Serve(serve::Args),
 }
 
 /// Backend choice on the command line.
@@ -52,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(a) => inspect::main(a),
         Command::Run(a) => run::main(a),
         Command::Chat(a) => chat::main(a),
+        Command::Serve(a) => serve::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
