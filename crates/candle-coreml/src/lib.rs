@@ -27,6 +27,7 @@ pub mod image_input;
 pub mod mil;
 mod model;
 pub mod native;
+pub mod neuralnetwork;
 pub mod portable;
 
 pub use description::ModelDescription;

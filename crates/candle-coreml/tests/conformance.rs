@@ -23,6 +23,11 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance")
 }
 
+/// Where the NeuralNetwork cases live (tags `nn/<layerType>/<case>`).
+fn root_nn() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance_nn")
+}
+
 /// The manifest file.
 fn manifest_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance_manifest.txt")
@@ -84,10 +89,19 @@ fn read_manifest() -> anyhow::Result<BTreeMap<String, (Status, String)>> {
     Ok(out)
 }
 
-/// Every `<op>/<case>` directory holding a `case.json`, sorted.
+/// Every `<op>/<case>` directory holding a `case.json`, MIL ops and then
+/// NeuralNetwork layers (`nn/<layerType>/<case>`), sorted.
 fn find_cases() -> anyhow::Result<Vec<Case>> {
+    let mut cases = find_cases_in(&root(), "")?;
+    cases.extend(find_cases_in(&root_nn(), "nn/")?);
+    cases.sort_by(|a, b| a.tag.cmp(&b.tag));
+    Ok(cases)
+}
+
+/// The `<op>/<case>` directories under `root`, tagged with `prefix`.
+fn find_cases_in(root: &Path, prefix: &str) -> anyhow::Result<Vec<Case>> {
     let mut cases = Vec::new();
-    for op in std::fs::read_dir(root())? {
+    for op in std::fs::read_dir(root)? {
         let op = op?.path();
         if !op.is_dir() {
             continue;
@@ -101,7 +115,7 @@ fn find_cases() -> anyhow::Result<Vec<Case>> {
                         .unwrap_or_default()
                 };
                 cases.push(Case {
-                    tag: format!("{}/{}", name(&op), name(&dir)),
+                    tag: format!("{prefix}{}/{}", name(&op), name(&dir)),
                     dir,
                 });
             }
@@ -171,9 +185,13 @@ fn run_case(case: &Case) -> anyhow::Result<()> {
             expected.push((n.to_string(), t));
         }
     }
-    let model = Model::builder()
-        .backend(Backend::Portable)
-        .load(case.dir.join("model.mlpackage"))?;
+    // NeuralNetwork cases are single .mlmodel files.
+    let file = ["model.mlpackage", "model.mlmodel"]
+        .iter()
+        .map(|f| case.dir.join(f))
+        .find(|p| p.exists())
+        .ok_or_else(|| anyhow::anyhow!("no model.mlpackage or model.mlmodel"))?;
+    let model = Model::builder().backend(Backend::Portable).load(file)?;
     let mut outputs = model.predict(inputs.iter().map(|(n, t)| (n.as_str(), t)))?;
     for (name, want) in &expected {
         let got = outputs
@@ -229,6 +247,17 @@ fn all_ops() -> anyhow::Result<BTreeSet<String>> {
         .collect())
 }
 
+/// The NeuralNetwork layer types (written by the NeuralNetwork generator).
+fn all_layers() -> anyhow::Result<BTreeSet<String>> {
+    let text = std::fs::read_to_string(root_nn().join("all_layers.txt"))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
+
 /// Rewrites the manifest from the results, keeping `skip` entries.
 fn write_manifest(
     manifest: &BTreeMap<String, (Status, String)>,
@@ -260,6 +289,7 @@ fn conformance() -> anyhow::Result<()> {
     let mut problems = Vec::new();
     let mut now_passing = Vec::new();
     let mut covered = BTreeSet::new();
+    let mut covered_nn = BTreeSet::new();
     for case in &cases {
         let res = run_guarded(case);
         let status = manifest.get(&case.tag).map(|(s, _)| *s);
@@ -273,7 +303,12 @@ fn conformance() -> anyhow::Result<()> {
             _ => {}
         }
         if res.is_ok() {
-            covered.insert(case.tag.split('/').next().unwrap_or_default().to_string());
+            match case.tag.strip_prefix("nn/") {
+                Some(rest) => {
+                    covered_nn.insert(rest.split('/').next().unwrap_or_default().to_string())
+                }
+                None => covered.insert(case.tag.split('/').next().unwrap_or_default().to_string()),
+            };
         }
         results.push((case.tag.clone(), res));
     }
@@ -308,6 +343,19 @@ fn conformance() -> anyhow::Result<()> {
         .collect();
     println!(
         "ops with no passing case ({}): {}",
+        missing.len(),
+        missing.join(" ")
+    );
+    let layers = all_layers()?;
+    let missing: Vec<&str> = layers
+        .iter()
+        .filter(|l| !covered_nn.contains(*l))
+        .map(String::as_str)
+        .collect();
+    println!(
+        "conformance: NeuralNetwork layer types covered: {} of {}; without a passing case ({}): {}",
+        layers.len() - missing.len(),
+        layers.len(),
         missing.len(),
         missing.join(" ")
     );

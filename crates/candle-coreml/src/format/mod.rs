@@ -45,10 +45,14 @@ impl ModelFormat {
 pub enum ModelBody {
     /// An ML Program.
     Program(Program),
-    /// An old-style NeuralNetwork model (described, not runnable by the portable backend).
+    /// A NeuralNetwork model (the layer list of NeuralNetwork.proto).
     NeuralNetwork {
         /// Number of layers.
         layers: usize,
+        /// The layers, translated to MIL by the portable backend at load;
+        /// `None` when the container holds only the compiled network
+        /// (`.mlmodelc`).
+        network: Option<std::sync::Arc<crate::neuralnetwork::Network>>,
     },
     /// A pipeline of sub-models, in order.
     Pipeline(Vec<ModelFile>),

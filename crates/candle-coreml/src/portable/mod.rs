@@ -93,13 +93,13 @@ impl PortableModel {
         precision: ComputePrecision,
         consts: &plan::ConstCache,
     ) -> Result<Self> {
+        // NeuralNetworks and pipelines run as the MIL program they translate to.
+        let translated;
         let program = match &file.body {
             ModelBody::Program(p) => p,
-            other => {
-                return Err(Error::Unsupported {
-                    what: format!("a {} model ({})", other.kind(), file.path.display()),
-                    backend: "portable",
-                })
+            _ => {
+                translated = crate::neuralnetwork::pipeline::program_of(file)?;
+                &translated
             }
         };
         let f = program

@@ -15,6 +15,7 @@ mod gather_scatter;
 mod image;
 mod linear;
 mod list;
+mod nn_output;
 mod normalization;
 mod pool;
 mod quantization;
@@ -47,6 +48,7 @@ impl Registry {
         image::register(&mut reg);
         linear::register(&mut reg);
         list::register(&mut reg);
+        nn_output::register(&mut reg);
         normalization::register(&mut reg);
         pool::register(&mut reg);
         quantization::register(&mut reg);
