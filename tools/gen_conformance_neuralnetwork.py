@@ -51,8 +51,22 @@ def all_layer_types() -> list[str]:
     return sorted(f.name for f in oneof.fields)
 
 
+def layer_kinds(layers) -> list[str]:
+    """Layer types of `layers`, nested networks of branches and loops included."""
+    kinds = []
+    for layer in layers:
+        kind = layer.WhichOneof("layer")
+        kinds.append(kind)
+        if kind == "branch":
+            kinds += layer_kinds(layer.branch.ifBranch.layers) + layer_kinds(layer.branch.elseBranch.layers)
+        elif kind == "loop":
+            kinds += layer_kinds(layer.loop.conditionNetwork.layers) + layer_kinds(layer.loop.bodyNetwork.layers)
+    return kinds
+
+
 def register_all():
     CASES.clear()
+    import gen_nn_cases_control
     import gen_nn_cases_elementwise
     import gen_nn_cases_spatial
     import gen_nn_cases_tensor
@@ -62,6 +76,7 @@ def register_all():
     gen_nn_cases_spatial.cases()
     gen_nn_cases_tensor.cases()
     gen_nn_cases_rnn.cases()
+    gen_nn_cases_control.cases()
     return list(CASES)
 
 
@@ -70,7 +85,7 @@ def emit(c) -> str | None:
     if c.error:
         return c.error
     spec = c.spec
-    kinds = [l.WhichOneof("layer") for l in spec.neuralNetwork.layers]
+    kinds = layer_kinds(spec.neuralNetwork.layers)
     if c.layer not in kinds:
         return f"the model has no {c.layer} layer (it has {kinds})"
     case_dir = OUT / c.layer / c.name

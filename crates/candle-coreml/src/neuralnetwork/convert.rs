@@ -8,7 +8,7 @@ use std::path::Path;
 use coreml_proto::proto as pb;
 
 use super::emit::{floats, int, ints, Arg, Emitter, Val};
-use super::layers::{self, Cx};
+use super::layers;
 use super::{ArrayMapping, ClassLabels, ImageMapping, Network};
 use crate::description::{
     ArrayFeature, ColorSpace, FeatureDescription, FeatureType, FunctionDescription,
@@ -35,7 +35,7 @@ pub fn to_function(net: &Network, fd: &FunctionDescription, path: &Path) -> Resu
     for f in &fd.inputs {
         inputs.push(b.input(f)?);
     }
-    b.layers()?;
+    layers::translate_layers(&mut b.em, &mut b.blobs, &net.layers, path)?;
     let mut outputs = Vec::with_capacity(fd.outputs.len());
     for f in &fd.outputs {
         outputs.push(b.output(f)?);
@@ -220,33 +220,6 @@ impl Builder<'_> {
             }
         }
         Ok(v)
-    }
-
-    /// Translates every layer; unsupported layer types are reported together.
-    fn layers(&mut self) -> Result<()> {
-        let mut unsupported = Vec::new();
-        for layer in &self.net.layers {
-            let kind = layers::layer_type(layer);
-            let mut cx = Cx {
-                em: &mut self.em,
-                blobs: &mut self.blobs,
-                layer,
-                kind,
-                path: self.path,
-            };
-            match layers::translate(&mut cx) {
-                Ok(()) => {}
-                Err(Error::Unsupported { what, .. }) => unsupported.push(what),
-                Err(e) => return Err(e),
-            }
-        }
-        if unsupported.is_empty() {
-            return Ok(());
-        }
-        Err(Error::Unsupported {
-            what: format!("NeuralNetwork layers: {}", unsupported.join(", ")),
-            backend: "portable",
-        })
     }
 
     fn blob(&self, name: &str, what: &str) -> Result<Val> {

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::mil::{
-    Argument, Binding, DataType, Dim, NamedValueType, Operation, TensorData, TensorType,
+    Argument, Binding, Block, DataType, Dim, NamedValueType, Operation, TensorData, TensorType,
     TensorValue, Value, ValueType,
 };
 
@@ -110,6 +110,52 @@ impl Emitter {
             attributes: BTreeMap::from([("name".to_string(), Value::string(hint))]),
             location: None,
         });
+        vals
+    }
+
+    /// Runs `f`, returning the ops it emitted apart from the ones before
+    /// (the body of a nested block).
+    pub(crate) fn nested<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> crate::error::Result<T>,
+    ) -> crate::error::Result<(Vec<Operation>, T)> {
+        let outer = std::mem::take(&mut self.ops);
+        let r = f(self);
+        let inner = std::mem::replace(&mut self.ops, outer);
+        r.map(|t| (inner, t))
+    }
+
+    /// A new block input: an fp32 value of rank `rank` named after `hint`.
+    pub(crate) fn block_input(&mut self, hint: &str, rank: Option<usize>) -> (NamedValueType, Val) {
+        let name = self.fresh(hint);
+        let ty = ValueType::Tensor(TensorType {
+            dtype: DataType::Fp32,
+            shape: rank.map(|r| vec![Dim::Unknown; r]),
+        });
+        (
+            NamedValueType {
+                name: name.clone(),
+                ty,
+            },
+            Val { name, rank },
+        )
+    }
+
+    /// Emits an op with nested `blocks` and fp32 outputs of the given ranks.
+    pub(crate) fn op_with_blocks(
+        &mut self,
+        op_type: &str,
+        hint: &str,
+        args: Vec<(&str, Arg)>,
+        ranks: &[Option<usize>],
+        blocks: Vec<Block>,
+    ) -> Vec<Val> {
+        let outs: Vec<(DataType, Option<usize>)> =
+            ranks.iter().map(|&r| (DataType::Fp32, r)).collect();
+        let vals = self.op(op_type, hint, args, &outs);
+        if let Some(op) = self.ops.last_mut() {
+            op.blocks = blocks;
+        }
         vals
     }
 

@@ -2,6 +2,7 @@
 //! family: [`translate`] dispatches on the layer's type.
 
 mod activation;
+mod control;
 mod dense;
 mod elementwise;
 mod norm;
@@ -396,12 +397,58 @@ pub(crate) fn translate(cx: &mut Cx<'_>) -> Result<()> {
         .or_else(|| dense::dispatch(cx, layer))
         .or_else(|| shape::dispatch(cx, layer))
         .or_else(|| tensor::dispatch(cx, layer))
-        .or_else(|| recurrent::dispatch(cx, layer));
+        .or_else(|| recurrent::dispatch(cx, layer))
+        .or_else(|| control::dispatch(cx, layer));
     match (done, layer) {
         (Some(r), _) => r,
         (None, L::Custom(p)) => {
             Err(cx.unsupported(format!("custom layer class {:?}", p.class_name)))
         }
-        (None, _) => Err(cx.unsupported("control flow")),
+        (None, _) => Err(cx.err("has an unknown layer type")),
     }
+}
+
+/// Translates `layers` in order into `em`, reading and writing blobs in
+/// `blobs`. Every unsupported layer is reported, together, in one error.
+pub(crate) fn translate_layers(
+    em: &mut Emitter,
+    blobs: &mut HashMap<String, Val>,
+    layers: &[pb::NeuralNetworkLayer],
+    path: &Path,
+) -> Result<()> {
+    let mut unsupported = Vec::new();
+    for layer in layers {
+        let kind = layer_type(layer);
+        let mut cx = Cx {
+            em: &mut *em,
+            blobs: &mut *blobs,
+            layer,
+            kind,
+            path,
+        };
+        match translate(&mut cx) {
+            Ok(()) => {}
+            Err(Error::Unsupported { what, .. }) => {
+                unsupported.push(what);
+                // Later layers still translate, so that all problems are reported.
+                for out in &layer.output {
+                    blobs.insert(
+                        out.clone(),
+                        Val {
+                            name: out.clone(),
+                            rank: None,
+                        },
+                    );
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if unsupported.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Unsupported {
+        what: format!("NeuralNetwork layers: {}", unsupported.join(", ")),
+        backend: "portable",
+    })
 }
