@@ -20,7 +20,7 @@ The list of every NeuralNetwork layer type is written to all_layers.txt; new cas
 are added to crates/candle-coreml/tests/conformance_manifest.txt as
 `nn/<layerType>/<case> pass`, keeping the status of existing lines.
 
-Run with the tools venv:  /work/venv/tools/bin/python tools/gen_conformance_neuralnetwork.py
+Run with the tools venv:  tools/.venv/bin/python tools/gen_conformance_neuralnetwork.py
 Options: --only <layerType>[,...] regenerates some layer types only.
 """
 

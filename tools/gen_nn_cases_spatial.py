@@ -521,6 +521,23 @@ def dense_cases():
         set_fp16(last_layer(b).innerProduct.weights, w)
 
     nn("innerProduct", "fp16", {"x": f32(g, 10)}, half, lambda x: w.astype(np.float16) @ x + bias, tol="math")
+    # int8DynamicQuantize: int8 weights with one scale. Core ML also rounds the input to
+    # int8 at run time; the portable backend (and this reference) keep it float.
+    q8 = np.clip(np.round(w / (np.abs(w).max() / 127)), -127, 127).astype(np.int8)
+    s8 = np.float32(np.abs(w).max() / 127)
+
+    def dyn8(b):
+        b.add_inner_product("ip", w, None, 10, 6, False, "x", "y")
+        layer = last_layer(b)
+        layer.innerProduct.int8DynamicQuantize = True
+        wp = layer.innerProduct.weights
+        del wp.floatValue[:]
+        wp.int8RawValue = q8.tobytes()
+        wp.quantization.numberOfBits = 8
+        wp.quantization.linearQuantization.scale.append(float(s8))
+
+    nn("innerProduct", "int8_dynamic_quantize", {"x": f32(g, 10)}, dyn8,
+       lambda x: (q8.astype(np.float64) * float(s8)) @ x, tol="math")
     # Embedding: weights [outputChannels, inputDim]; input [x1, 1, 1, 1] (rank 4).
     we, be = f32(g, 4, 7), f32(g, 4)
     ids = np.array([3, 0, 6, 3], np.float32).reshape(4, 1, 1, 1)

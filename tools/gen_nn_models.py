@@ -1,6 +1,6 @@
 """Whole NeuralNetwork models converted from torch, checked against torch.
 
-    /work/venv/tools/bin/python tools/gen_nn_models.py [--only NAME ...]
+    tools/.venv/bin/python tools/gen_nn_models.py [--only NAME ...]
 
 Writes `crates/candle-coreml/tests/fixtures/neuralnetwork/`: per model
 `<name>.mlmodel` (a few also as `<name>.mlpackage`), `<name>.npz` (uncompressed;

@@ -108,21 +108,20 @@ fn rename_op(op: &mut Operation, r: &dyn Fn(&str) -> String) {
     }
 }
 
-fn merge(file: &ModelFile, stages: &[ModelFile], depth: usize) -> Result<Function> {
-    let fd = file
-        .description
-        .default()
-        .ok_or_else(|| Error::format(&file.path, "the pipeline describes no function"))?;
-    // Feature name -> the value that currently holds it.
-    let mut env: HashMap<String, String> = fd
-        .inputs
-        .iter()
-        .map(|i| (i.name.clone(), i.name.clone()))
-        .collect();
-    let mut input_types: HashMap<String, ValueType> = HashMap::new();
-    let mut ops = Vec::new();
-    for (i, stage) in stages.iter().enumerate() {
-        let f = stage_function(stage, depth)?;
+/// What the stages merged so far hold.
+#[derive(Default)]
+struct Merged {
+    /// Feature name -> the value that currently holds it.
+    env: HashMap<String, String>,
+    /// Declared types of the pipeline inputs, from the stages that read them.
+    input_types: HashMap<String, ValueType>,
+    ops: Vec<Operation>,
+}
+
+impl Merged {
+    /// Appends stage `i` (its function `f`), its inputs bound to the values
+    /// of their feature names.
+    fn add(&mut self, file: &ModelFile, i: usize, f: Function) -> Result<()> {
         let mut bound = HashMap::new();
         for input in &f.inputs {
             if matches!(input.ty, ValueType::State(_)) {
@@ -131,7 +130,7 @@ fn merge(file: &ModelFile, stages: &[ModelFile], depth: usize) -> Result<Functio
                     backend: "portable",
                 });
             }
-            let v = env.get(&input.name).ok_or_else(|| {
+            let v = self.env.get(&input.name).ok_or_else(|| {
                 Error::format(
                     &file.path,
                     format!(
@@ -141,7 +140,7 @@ fn merge(file: &ModelFile, stages: &[ModelFile], depth: usize) -> Result<Functio
                 )
             })?;
             if v == &input.name {
-                input_types
+                self.input_types
                     .entry(v.clone())
                     .or_insert_with(|| input.ty.clone());
             }
@@ -158,33 +157,53 @@ fn merge(file: &ModelFile, stages: &[ModelFile], depth: usize) -> Result<Functio
         let mut block = f.block;
         rename_block(&mut block, &r);
         for (name, value) in features.into_iter().zip(block.outputs.iter().cloned()) {
-            env.insert(name, value);
+            self.env.insert(name, value);
         }
-        ops.extend(block.operations);
+        self.ops.extend(block.operations);
+        Ok(())
     }
-    let mut inputs = Vec::with_capacity(fd.inputs.len());
-    for i in &fd.inputs {
-        let ty = input_types.remove(&i.name).unwrap_or_else(|| {
-            ValueType::Tensor(crate::mil::TensorType {
-                dtype: i.ty.dtype().unwrap_or(DataType::Fp32),
-                shape: None,
-            })
-        });
-        inputs.push(NamedValueType {
+}
+
+fn merge(file: &ModelFile, stages: &[ModelFile], depth: usize) -> Result<Function> {
+    let fd = file
+        .description
+        .default()
+        .ok_or_else(|| Error::format(&file.path, "the pipeline describes no function"))?;
+    let mut m = Merged {
+        env: fd
+            .inputs
+            .iter()
+            .map(|i| (i.name.clone(), i.name.clone()))
+            .collect(),
+        ..Default::default()
+    };
+    for (i, stage) in stages.iter().enumerate() {
+        m.add(file, i, stage_function(stage, depth)?)?;
+    }
+    let inputs = fd
+        .inputs
+        .iter()
+        .map(|i| NamedValueType {
             name: i.name.clone(),
-            ty,
-        });
-    }
+            ty: m.input_types.remove(&i.name).unwrap_or_else(|| {
+                ValueType::Tensor(crate::mil::TensorType {
+                    dtype: i.ty.dtype().unwrap_or(DataType::Fp32),
+                    shape: None,
+                })
+            }),
+        })
+        .collect();
     let mut outputs = Vec::with_capacity(fd.outputs.len());
     for o in &fd.outputs {
-        let v = env.get(&o.name).ok_or_else(|| {
+        let v = m.env.get(&o.name).ok_or_else(|| {
             Error::format(
                 &file.path,
                 format!("no pipeline stage produces output {:?}", o.name),
             )
         })?;
         if v != &o.name {
-            ops.push(identity(v, &o.name, &ops));
+            let op = identity(v, &o.name, &m.ops);
+            m.ops.push(op);
         }
         outputs.push(o.name.clone());
     }
@@ -195,7 +214,7 @@ fn merge(file: &ModelFile, stages: &[ModelFile], depth: usize) -> Result<Functio
         block: Block {
             inputs: Vec::new(),
             outputs,
-            operations: ops,
+            operations: m.ops,
             attributes: BTreeMap::new(),
         },
         attributes: BTreeMap::new(),

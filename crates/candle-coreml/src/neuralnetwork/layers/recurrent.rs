@@ -29,6 +29,15 @@ fn act(cx: &Cx<'_>, a: Option<&pb::ActivationParams>) -> Result<&'static str> {
     })
 }
 
+/// The MIL direction of a layer.
+fn direction(reverse: bool) -> &'static str {
+    if reverse {
+        "reverse"
+    } else {
+        "forward"
+    }
+}
+
 /// `[Seq, B, I, 1, 1]` -> `[Seq, B, I]`.
 fn sequence(cx: &mut Cx<'_>) -> Result<Val> {
     let x = cx.input(0)?;
@@ -99,6 +108,39 @@ fn stacked(
     Ok(v)
 }
 
+/// One gate of a recurrent layer: its input weights, recursion weights and
+/// bias, and its name for errors.
+struct Gate<'a> {
+    name: &'static str,
+    w: Option<&'a pb::WeightParams>,
+    r: Option<&'a pb::WeightParams>,
+    b: Option<&'a pb::WeightParams>,
+}
+
+/// Input weights, recursion weights and biases of stacked gates.
+type GateWeights = (Vec<f32>, Vec<f32>, Option<Vec<f32>>);
+
+/// The stacked `[G*h, i]` input weights, `[G*h, h]` recursion weights and
+/// (when `bias`) `[G*h]` biases of `gates`, in order.
+fn gate_weights(
+    cx: &Cx<'_>,
+    gates: &[Gate<'_>],
+    i: usize,
+    h: usize,
+    bias: bool,
+) -> Result<GateWeights> {
+    let (mut w, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());
+    for g in gates {
+        let ch = Some(Channels::first(h));
+        w.extend(cx.weights(g.w, h * i, ch, &format!("{} weight matrix", g.name))?);
+        r.extend(cx.weights(g.r, h * h, ch, &format!("{} recursion matrix", g.name))?);
+        if bias {
+            b.extend(cx.weights(g.b, h, None, &format!("{} bias vector", g.name))?);
+        }
+    }
+    Ok((w, r, bias.then_some(b)))
+}
+
 /// `simpleRecurrent`: `y_t = f(W x_t + R y_{t-1} + b)`.
 pub(crate) fn simple(cx: &mut Cx<'_>, p: &pb::SimpleRecurrentLayerParams) -> Result<()> {
     cx.expect_inputs(1..=2)?;
@@ -158,41 +200,27 @@ pub(crate) fn gru(cx: &mut Cx<'_>, p: &pb::GruLayerParams) -> Result<()> {
     let x = sequence(cx)?;
     let h0 = state(cx, 1, &x, h)?;
     // MIL order: reset, output, update.
-    let w = stacked(
-        cx,
-        &[
-            (p.reset_gate_weight_matrix.as_ref(), "resetGateWeightMatrix"),
-            (
-                p.output_gate_weight_matrix.as_ref(),
-                "outputGateWeightMatrix",
-            ),
-            (
-                p.update_gate_weight_matrix.as_ref(),
-                "updateGateWeightMatrix",
-            ),
-        ],
-        h,
-        i,
-    )?;
-    let r = stacked(
-        cx,
-        &[
-            (
-                p.reset_gate_recursion_matrix.as_ref(),
-                "resetGateRecursionMatrix",
-            ),
-            (
-                p.output_gate_recursion_matrix.as_ref(),
-                "outputGateRecursionMatrix",
-            ),
-            (
-                p.update_gate_recursion_matrix.as_ref(),
-                "updateGateRecursionMatrix",
-            ),
-        ],
-        h,
-        h,
-    )?;
+    let gates = [
+        Gate {
+            name: "reset gate",
+            w: p.reset_gate_weight_matrix.as_ref(),
+            r: p.reset_gate_recursion_matrix.as_ref(),
+            b: p.reset_gate_bias_vector.as_ref(),
+        },
+        Gate {
+            name: "output gate",
+            w: p.output_gate_weight_matrix.as_ref(),
+            r: p.output_gate_recursion_matrix.as_ref(),
+            b: p.output_gate_bias_vector.as_ref(),
+        },
+        Gate {
+            name: "update gate",
+            w: p.update_gate_weight_matrix.as_ref(),
+            r: p.update_gate_recursion_matrix.as_ref(),
+            b: p.update_gate_bias_vector.as_ref(),
+        },
+    ];
+    let (w, r, b) = gate_weights(cx, &gates, i, h, p.has_bias_vectors)?;
     let (f, g) = match p.activations.as_slice() {
         [] => ("sigmoid", "tanh"),
         [f, g] => (act(cx, Some(f))?, act(cx, Some(g))?),
@@ -204,28 +232,11 @@ pub(crate) fn gru(cx: &mut Cx<'_>, p: &pb::GruLayerParams) -> Result<()> {
         ("weight_ih", Arg::C(floats(w, &[3 * h, i]))),
         ("weight_hh", Arg::C(floats(r, &[3 * h, h]))),
         ("output_sequence", Arg::C(boolean(p.sequence_output))),
-        (
-            "direction",
-            Arg::C(string(if p.reverse_input {
-                "reverse"
-            } else {
-                "forward"
-            })),
-        ),
+        ("direction", Arg::C(string(direction(p.reverse_input)))),
         ("recurrent_activation", Arg::C(string(f))),
         ("activation", Arg::C(string(g))),
     ];
-    if p.has_bias_vectors {
-        let b = stacked(
-            cx,
-            &[
-                (p.reset_gate_bias_vector.as_ref(), "resetGateBiasVector"),
-                (p.output_gate_bias_vector.as_ref(), "outputGateBiasVector"),
-                (p.update_gate_bias_vector.as_ref(), "updateGateBiasVector"),
-            ],
-            h,
-            1,
-        )?;
+    if let Some(b) = b {
         args.push(("bias", Arg::C(floats(b, &[3 * h]))));
     }
     let hint = cx.name().to_string();
@@ -248,49 +259,40 @@ fn lstm_weights(
     h: usize,
     suffix: &str,
 ) -> Result<Vec<(String, Arg)>> {
-    let wx = stacked(
-        cx,
-        &[
-            (w.input_gate_weight_matrix.as_ref(), "inputGateWeightMatrix"),
-            (
-                w.forget_gate_weight_matrix.as_ref(),
-                "forgetGateWeightMatrix",
-            ),
-            (
-                w.output_gate_weight_matrix.as_ref(),
-                "outputGateWeightMatrix",
-            ),
-            (
-                w.block_input_weight_matrix.as_ref(),
-                "blockInputWeightMatrix",
-            ),
-        ],
-        h,
-        i,
-    )?;
-    let wh = stacked(
-        cx,
-        &[
-            (
-                w.input_gate_recursion_matrix.as_ref(),
-                "inputGateRecursionMatrix",
-            ),
-            (
-                w.forget_gate_recursion_matrix.as_ref(),
-                "forgetGateRecursionMatrix",
-            ),
-            (
-                w.output_gate_recursion_matrix.as_ref(),
-                "outputGateRecursionMatrix",
-            ),
-            (
-                w.block_input_recursion_matrix.as_ref(),
-                "blockInputRecursionMatrix",
-            ),
-        ],
-        h,
-        h,
-    )?;
+    // MIL order: input, forget, output, cell (block input).
+    let gates = [
+        Gate {
+            name: "input gate",
+            w: w.input_gate_weight_matrix.as_ref(),
+            r: w.input_gate_recursion_matrix.as_ref(),
+            b: w.input_gate_bias_vector.as_ref(),
+        },
+        Gate {
+            name: "forget gate",
+            w: w.forget_gate_weight_matrix.as_ref(),
+            r: w.forget_gate_recursion_matrix.as_ref(),
+            b: w.forget_gate_bias_vector.as_ref(),
+        },
+        Gate {
+            name: "output gate",
+            w: w.output_gate_weight_matrix.as_ref(),
+            r: w.output_gate_recursion_matrix.as_ref(),
+            b: w.output_gate_bias_vector.as_ref(),
+        },
+        Gate {
+            name: "block input",
+            w: w.block_input_weight_matrix.as_ref(),
+            r: w.block_input_recursion_matrix.as_ref(),
+            b: w.block_input_bias_vector.as_ref(),
+        },
+    ];
+    let (wx, wh, bias) = gate_weights(cx, &gates, i, h, p.has_bias_vectors)?;
+    let mut bias = bias.unwrap_or_else(|| vec![0.0; 4 * h]);
+    if p.forget_bias {
+        for v in &mut bias[h..2 * h] {
+            *v += 1.0;
+        }
+    }
     let mut args = vec![
         (
             format!("weight_ih{suffix}"),
@@ -300,48 +302,17 @@ fn lstm_weights(
             format!("weight_hh{suffix}"),
             Arg::C(floats(wh, &[4 * h, h])),
         ),
+        (format!("bias{suffix}"), Arg::C(floats(bias, &[4 * h]))),
     ];
-    let mut bias = if p.has_bias_vectors {
-        stacked(
-            cx,
-            &[
-                (w.input_gate_bias_vector.as_ref(), "inputGateBiasVector"),
-                (w.forget_gate_bias_vector.as_ref(), "forgetGateBiasVector"),
-                (w.output_gate_bias_vector.as_ref(), "outputGateBiasVector"),
-                (w.block_input_bias_vector.as_ref(), "blockInputBiasVector"),
-            ],
-            h,
-            1,
-        )?
-    } else {
-        vec![0.0; 4 * h]
-    };
-    if p.forget_bias {
-        for v in &mut bias[h..2 * h] {
-            *v += 1.0;
-        }
-    }
-    args.push((format!("bias{suffix}"), Arg::C(floats(bias, &[4 * h]))));
     if p.has_peephole_vectors {
-        let pv = stacked(
-            cx,
-            &[
-                (
-                    w.input_gate_peephole_vector.as_ref(),
-                    "inputGatePeepholeVector",
-                ),
-                (
-                    w.forget_gate_peephole_vector.as_ref(),
-                    "forgetGatePeepholeVector",
-                ),
-                (
-                    w.output_gate_peephole_vector.as_ref(),
-                    "outputGatePeepholeVector",
-                ),
-            ],
-            h,
-            1,
-        )?;
+        let mut pv = Vec::with_capacity(3 * h);
+        for (wp, name) in [
+            (&w.input_gate_peephole_vector, "input gate peephole"),
+            (&w.forget_gate_peephole_vector, "forget gate peephole"),
+            (&w.output_gate_peephole_vector, "output gate peephole"),
+        ] {
+            pv.extend(cx.weights(wp.as_ref(), h, None, name)?);
+        }
         args.push((format!("peephole{suffix}"), Arg::C(floats(pv, &[3 * h]))));
     }
     Ok(args)

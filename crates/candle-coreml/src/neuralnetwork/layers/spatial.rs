@@ -58,57 +58,14 @@ pub(crate) fn convolution(cx: &mut Cx<'_>, p: &pb::ConvolutionLayerParams) -> Re
     cx.expect_inputs(1..=2)?;
     let x = cx.input(0)?;
     let groups = p.n_groups.max(1);
-    let (oc, kc) = (p.output_channels, p.kernel_channels);
-    let [kh, kw] = pair(cx, &p.kernel_size, 3, "kernelSize")?;
     let strides = pair(cx, &p.stride, 1, "stride")?;
     let dil = pair(cx, &p.dilation_factor, 1, "dilationFactor")?;
-    if oc == 0 || kc == 0 || !oc.is_multiple_of(groups) {
-        return Err(cx.err(format!(
-            "outputChannels {oc}, kernelChannels {kc} and nGroups {groups} do not fit"
-        )));
-    }
     let (same, pads) = match &p.convolution_padding_type {
         Some(P::Same(s)) => (Some(s.asymmetry_mode), [0; 4]),
         Some(P::Valid(v)) => (None, borders(cx, v.padding_amounts.as_ref())?),
         None => (None, [0; 4]),
     };
-    let k = (kh * kw) as usize;
-    let (shape, channels) = if p.is_deconvolution {
-        let per = (oc / groups) as usize;
-        (
-            [kc as usize, per, kh as usize, kw as usize],
-            Channels {
-                outer: kc as usize,
-                count: per,
-            },
-        )
-    } else {
-        (
-            [oc as usize, kc as usize, kh as usize, kw as usize],
-            Channels::first(oc as usize),
-        )
-    };
-    let weight = if cx.n_inputs() == 2 {
-        if p.is_deconvolution {
-            return Err(cx.unsupported("deconvolution with weights as an input"));
-        }
-        Arg::V(cx.input(1)?)
-    } else {
-        let n = shape.iter().product::<usize>();
-        debug_assert_eq!(n, shape[0] * shape[1] * k);
-        Arg::C(floats(
-            cx.weights(p.weights.as_ref(), n, Some(channels), "weights")?,
-            &shape,
-        ))
-    };
-    let bias = if p.has_bias {
-        Some(floats(
-            cx.weights(p.bias.as_ref(), oc as usize, None, "bias")?,
-            &[oc as usize],
-        ))
-    } else {
-        None
-    };
+    let (weight, bias) = conv_weights(cx, p, groups)?;
     let out = cx.out_name(0)?;
     let y = cx.batched(&x, 3, |cx, x4| {
         let mut args = vec![
@@ -138,6 +95,49 @@ pub(crate) fn convolution(cx: &mut Cx<'_>, p: &pb::ConvolutionLayerParams) -> Re
         Ok(cx.em.f32_op(op, &out, args, Some(4)))
     })?;
     cx.set(0, y)
+}
+
+/// The weights (a constant, or the second input) and bias of a convolution.
+fn conv_weights(
+    cx: &Cx<'_>,
+    p: &pb::ConvolutionLayerParams,
+    groups: u64,
+) -> Result<(Arg, Option<crate::mil::TensorValue>)> {
+    let (oc, kc) = (p.output_channels, p.kernel_channels);
+    let [kh, kw] = pair(cx, &p.kernel_size, 3, "kernelSize")?;
+    if oc == 0 || kc == 0 || !oc.is_multiple_of(groups) {
+        return Err(cx.err(format!(
+            "outputChannels {oc}, kernelChannels {kc} and nGroups {groups} do not fit"
+        )));
+    }
+    let (oc, kc, kh, kw) = (oc as usize, kc as usize, kh as usize, kw as usize);
+    let (shape, channels) = if p.is_deconvolution {
+        let per = oc / groups as usize;
+        let ch = Channels {
+            outer: kc,
+            count: per,
+        };
+        ([kc, per, kh, kw], ch)
+    } else {
+        ([oc, kc, kh, kw], Channels::first(oc))
+    };
+    let weight = if cx.n_inputs() == 2 {
+        if p.is_deconvolution {
+            return Err(cx.unsupported("deconvolution with weights as an input"));
+        }
+        Arg::V(cx.input(1)?)
+    } else {
+        let n = shape.iter().product::<usize>();
+        let w = cx.weights(p.weights.as_ref(), n, Some(channels), "weights")?;
+        Arg::C(floats(w, &shape))
+    };
+    let bias = if p.has_bias {
+        let b = cx.weights(p.bias.as_ref(), oc, None, "bias")?;
+        Some(floats(b, &[oc]))
+    } else {
+        None
+    };
+    Ok((weight, bias))
 }
 
 /// `convolution3d` on `[B, C, D, H, W]`.
@@ -173,50 +173,34 @@ pub(crate) fn convolution3d(cx: &mut Cx<'_>, p: &pb::Convolution3DLayerParams) -
         cx.weights(p.weights.as_ref(), n, Some(Channels::first(oc)), "weights")?,
         &shape,
     );
-    let pos = |v: i32| i64::from(v.max(1));
+    let strides = positive(&[p.stride_depth, p.stride_height, p.stride_width]);
+    let dilations = positive(&[p.dilation_depth, p.dilation_height, p.dilation_width]);
     let mut args = vec![
         ("x", Arg::V(x)),
         ("weight", Arg::C(w)),
-        (
-            "strides",
-            Arg::C(ints(&[
-                pos(p.stride_depth),
-                pos(p.stride_height),
-                pos(p.stride_width),
-            ])),
-        ),
-        (
-            "dilations",
-            Arg::C(ints(&[
-                pos(p.dilation_depth),
-                pos(p.dilation_height),
-                pos(p.dilation_width),
-            ])),
-        ),
+        ("strides", Arg::C(ints(&strides))),
+        ("dilations", Arg::C(ints(&dilations))),
         ("groups", Arg::C(int(groups as i64))),
     ];
     if p.has_bias {
-        args.push((
-            "bias",
-            Arg::C(floats(
-                cx.weights(p.bias.as_ref(), oc, None, "bias")?,
-                &[oc],
-            )),
-        ));
+        let b = cx.weights(p.bias.as_ref(), oc, None, "bias")?;
+        args.push(("bias", Arg::C(floats(b, &[oc]))));
     }
-    args.extend(pad3d(
-        cx,
-        p.padding_type,
-        [
-            p.custom_padding_front,
-            p.custom_padding_back,
-            p.custom_padding_top,
-            p.custom_padding_bottom,
-            p.custom_padding_left,
-            p.custom_padding_right,
-        ],
-    )?);
+    let custom = [
+        p.custom_padding_front,
+        p.custom_padding_back,
+        p.custom_padding_top,
+        p.custom_padding_bottom,
+        p.custom_padding_left,
+        p.custom_padding_right,
+    ];
+    args.extend(pad3d(cx, p.padding_type, custom)?);
     cx.out_op(0, "conv", args, Some(5))
+}
+
+/// Sizes of at least 1 (an unset 0 means 1).
+fn positive(v: &[i32]) -> Vec<i64> {
+    v.iter().map(|&x| i64::from(x.max(1))).collect()
 }
 
 /// MIL padding of the 3-D layers (custom 0, valid 1, same 2).
@@ -302,38 +286,22 @@ pub(crate) fn pooling3d(cx: &mut Cx<'_>, p: &pb::Pooling3DLayerParams) -> Result
         1 => "avg_pool",
         t => return Err(cx.err(format!("unknown pooling type {t}"))),
     };
-    let pos = |v: i32| i64::from(v.max(1));
+    let kernel = positive(&[p.kernel_depth, p.kernel_height, p.kernel_width]);
+    let strides = positive(&[p.stride_depth, p.stride_height, p.stride_width]);
     let mut args = vec![
         ("x", Arg::V(x)),
-        (
-            "kernel_sizes",
-            Arg::C(ints(&[
-                pos(p.kernel_depth),
-                pos(p.kernel_height),
-                pos(p.kernel_width),
-            ])),
-        ),
-        (
-            "strides",
-            Arg::C(ints(&[
-                pos(p.stride_depth),
-                pos(p.stride_height),
-                pos(p.stride_width),
-            ])),
-        ),
+        ("kernel_sizes", Arg::C(ints(&kernel))),
+        ("strides", Arg::C(ints(&strides))),
     ];
-    args.extend(pad3d(
-        cx,
-        p.padding_type,
-        [
-            p.custom_padding_front,
-            p.custom_padding_back,
-            p.custom_padding_top,
-            p.custom_padding_bottom,
-            p.custom_padding_left,
-            p.custom_padding_right,
-        ],
-    )?);
+    let custom = [
+        p.custom_padding_front,
+        p.custom_padding_back,
+        p.custom_padding_top,
+        p.custom_padding_bottom,
+        p.custom_padding_left,
+        p.custom_padding_right,
+    ];
+    args.extend(pad3d(cx, p.padding_type, custom)?);
     if op == "avg_pool" {
         args.push((
             "exclude_padding_from_average",

@@ -410,87 +410,83 @@ pub(crate) fn nms(cx: &mut Cx<'_>, p: &pb::NonMaximumSuppressionLayerParams) -> 
     cx.set_float(3, &outs[3])
 }
 
-/// The random layers: the shape comes from an input's shape (`*Like`), a
-/// parameter (`*Static`) or an input's values (`*Dynamic`).
-pub(crate) fn random(cx: &mut Cx<'_>, layer: &pb::neural_network_layer::Layer) -> Result<()> {
+/// Where a random layer's output shape comes from.
+enum RandomShape<'s> {
+    /// The shape of the input (`*Like`).
+    Like,
+    /// A parameter (`*Static`).
+    Static(&'s [u64]),
+    /// The values of the input (`*Dynamic`).
+    Dynamic,
+}
+
+/// A random layer's MIL op, shape source, seed and distribution parameters.
+type RandomSpec<'s> = (&'static str, RandomShape<'s>, i64, Vec<(&'static str, f32)>);
+
+fn random_spec(layer: &pb::neural_network_layer::Layer) -> Option<RandomSpec<'_>> {
     use pb::neural_network_layer::Layer as L;
-    enum Shape<'s> {
-        Like,
-        Static(&'s [u64]),
-        Dynamic,
-    }
-    let (op, shape, seed, params) = match layer {
-        L::RandomNormalLike(p) => (
-            "random_normal",
-            Shape::Like,
-            p.seed,
-            vec![("mean", p.mean), ("stddev", p.std_dev)],
-        ),
+    use RandomShape::{Dynamic, Like, Static};
+    let normal = |m: f32, s: f32| vec![("mean", m), ("stddev", s)];
+    let uniform = |lo: f32, hi: f32| vec![("low", lo), ("high", hi)];
+    Some(match layer {
+        L::RandomNormalLike(p) => ("random_normal", Like, p.seed, normal(p.mean, p.std_dev)),
         L::RandomNormalStatic(p) => (
             "random_normal",
-            Shape::Static(&p.output_shape),
+            Static(&p.output_shape),
             p.seed,
-            vec![("mean", p.mean), ("stddev", p.std_dev)],
+            normal(p.mean, p.std_dev),
         ),
-        L::RandomNormalDynamic(p) => (
-            "random_normal",
-            Shape::Dynamic,
-            p.seed,
-            vec![("mean", p.mean), ("stddev", p.std_dev)],
-        ),
+        L::RandomNormalDynamic(p) => ("random_normal", Dynamic, p.seed, normal(p.mean, p.std_dev)),
         L::RandomUniformLike(p) => (
             "random_uniform",
-            Shape::Like,
+            Like,
             p.seed,
-            vec![("low", p.min_val), ("high", p.max_val)],
+            uniform(p.min_val, p.max_val),
         ),
         L::RandomUniformStatic(p) => (
             "random_uniform",
-            Shape::Static(&p.output_shape),
+            Static(&p.output_shape),
             p.seed,
-            vec![("low", p.min_val), ("high", p.max_val)],
+            uniform(p.min_val, p.max_val),
         ),
         L::RandomUniformDynamic(p) => (
             "random_uniform",
-            Shape::Dynamic,
+            Dynamic,
             p.seed,
-            vec![("low", p.min_val), ("high", p.max_val)],
+            uniform(p.min_val, p.max_val),
         ),
-        L::RandomBernoulliLike(p) => (
-            "random_bernoulli",
-            Shape::Like,
-            p.seed,
-            vec![("prob", p.prob)],
-        ),
+        L::RandomBernoulliLike(p) => ("random_bernoulli", Like, p.seed, vec![("prob", p.prob)]),
         L::RandomBernoulliStatic(p) => (
             "random_bernoulli",
-            Shape::Static(&p.output_shape),
+            Static(&p.output_shape),
             p.seed,
             vec![("prob", p.prob)],
         ),
-        L::RandomBernoulliDynamic(p) => (
-            "random_bernoulli",
-            Shape::Dynamic,
-            p.seed,
-            vec![("prob", p.prob)],
-        ),
-        _ => return Err(cx.err("not a random layer")),
-    };
+        L::RandomBernoulliDynamic(p) => {
+            ("random_bernoulli", Dynamic, p.seed, vec![("prob", p.prob)])
+        }
+        _ => return None,
+    })
+}
+
+/// The random layers: the shape comes from an input's shape (`*Like`), a
+/// parameter (`*Static`) or an input's values (`*Dynamic`).
+pub(crate) fn random(cx: &mut Cx<'_>, layer: &pb::neural_network_layer::Layer) -> Result<()> {
+    let (op, shape, seed, params) =
+        random_spec(layer).ok_or_else(|| cx.err("not a random layer"))?;
     let hint = cx.name().to_string();
     let (shape, rank) = match shape {
-        Shape::Like => {
+        RandomShape::Like => {
             cx.expect_inputs(1..=1)?;
             let x = cx.input(0)?;
             (Arg::V(cx.em.shape(&x, &hint)), x.rank)
         }
-        Shape::Static(s) => {
+        RandomShape::Static(s) => {
             cx.expect_inputs(0..=0)?;
-            (
-                Arg::C(ints(&s.iter().map(|&d| d as i64).collect::<Vec<_>>())),
-                Some(s.len()),
-            )
+            let dims: Vec<i64> = s.iter().map(|&d| d as i64).collect();
+            (Arg::C(ints(&dims)), Some(s.len()))
         }
-        Shape::Dynamic => {
+        RandomShape::Dynamic => {
             cx.expect_inputs(1..=1)?;
             let s = cx.input(0)?;
             (Arg::V(cx.int_of(&s)), None)
