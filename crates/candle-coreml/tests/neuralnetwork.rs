@@ -142,9 +142,8 @@ fn pipeline_classifier_runs_its_stages_in_order() {
     );
 }
 
-/// A layer the portable backend cannot run is named in a typed error at load.
-#[test]
-fn unsupported_layers_are_named_at_load() {
+/// A NeuralNetwork model file of one layer `x -> y` (inputs and outputs `[4]`).
+fn one_layer_model(dir: &Path, layer: coreml_proto::proto::neural_network_layer::Layer) -> PathBuf {
     use coreml_proto::proto as pb;
     use prost::Message;
     let array = |name: &str| pb::FeatureDescription {
@@ -165,12 +164,7 @@ fn unsupported_layers_are_named_at_load() {
         name: "mystery".into(),
         input: vec!["x".into()],
         output: vec!["y".into()],
-        layer: Some(pb::neural_network_layer::Layer::Custom(
-            pb::CustomLayerParams {
-                class_name: "MyLayer".into(),
-                ..Default::default()
-            },
-        )),
+        layer: Some(layer),
         ..Default::default()
     };
     let model = pb::Model {
@@ -182,13 +176,28 @@ fn unsupported_layers_are_named_at_load() {
         }),
         r#type: Some(pb::model::Type::NeuralNetwork(pb::NeuralNetwork {
             layers: vec![layer],
+            array_input_shape_mapping: 1,
             ..Default::default()
         })),
         ..Default::default()
     };
+    let path = dir.join("one_layer.mlmodel");
+    std::fs::write(&path, model.encode_to_vec()).expect("write model");
+    path
+}
+
+/// A layer the portable backend cannot run is named in a typed error at load.
+#[test]
+fn unsupported_layers_are_named_at_load() {
+    use coreml_proto::proto as pb;
     let tmp = tempfile::tempdir().expect("tempdir");
-    let path = tmp.path().join("custom.mlmodel");
-    std::fs::write(&path, model.encode_to_vec()).expect("write");
+    let path = one_layer_model(
+        tmp.path(),
+        pb::neural_network_layer::Layer::Custom(pb::CustomLayerParams {
+            class_name: "MyLayer".into(),
+            ..Default::default()
+        }),
+    );
     match Model::builder().backend(Backend::Portable).load(&path) {
         Err(Error::Unsupported { what, backend }) => {
             assert_eq!(backend, "portable");
@@ -198,5 +207,63 @@ fn unsupported_layers_are_named_at_load() {
             );
         }
         other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
+
+/// Sizes read from the file that the file's data does not back are typed
+/// errors naming the layer, not panics or huge allocations.
+#[test]
+fn hostile_sizes_are_errors() {
+    use coreml_proto::proto as pb;
+    use pb::neural_network_layer::Layer as L;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let few = || {
+        Some(pb::WeightParams {
+            float_value: vec![1.0; 4],
+            ..Default::default()
+        })
+    };
+    let layers = [
+        L::InnerProduct(pb::InnerProductLayerParams {
+            input_channels: u64::MAX / 2,
+            output_channels: 3,
+            weights: few(),
+            ..Default::default()
+        }),
+        L::EmbeddingNd(pb::EmbeddingNdLayerParams {
+            vocab_size: 1 << 40,
+            embedding_size: 1 << 40,
+            weights: few(),
+            ..Default::default()
+        }),
+        L::Convolution(pb::ConvolutionLayerParams {
+            output_channels: 1 << 20,
+            kernel_channels: 1 << 20,
+            kernel_size: vec![1 << 20, 1 << 20],
+            weights: few(),
+            ..Default::default()
+        }),
+        L::InnerProduct(pb::InnerProductLayerParams {
+            input_channels: 4,
+            output_channels: 4,
+            weights: Some(pb::WeightParams {
+                raw_value: vec![0; 3],
+                quantization: Some(pb::QuantizationParams {
+                    number_of_bits: 8,
+                    quantization_type: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    ];
+    for layer in layers {
+        let path = one_layer_model(tmp.path(), layer);
+        match Model::builder().backend(Backend::Portable).load(&path) {
+            Err(Error::Format { message, .. }) => {
+                assert!(message.contains("mystery"), "{message}");
+            }
+            other => panic!("expected a format error, got {other:?}"),
+        }
     }
 }

@@ -54,7 +54,7 @@ pub(crate) fn inner_product(cx: &mut Cx<'_>, p: &pb::InnerProductLayerParams) ->
     }
     let w = cx.weights(
         p.weights.as_ref(),
-        cin * cout,
+        cx.count(&[cin, cout], "weights")?,
         Some(Channels::first(cout)),
         "weights",
     )?;
@@ -123,7 +123,7 @@ pub(crate) fn embedding(cx: &mut Cx<'_>, p: &pb::EmbeddingLayerParams) -> Result
     let (vocab, dim) = (p.input_dim as usize, p.output_channels as usize);
     let w = cx.weights(
         p.weights.as_ref(),
-        vocab * dim,
+        cx.count(&[vocab, dim], "weights")?,
         Some(Channels::first(dim)),
         "weights",
     )?;
@@ -157,7 +157,7 @@ pub(crate) fn embedding_nd(cx: &mut Cx<'_>, p: &pb::EmbeddingNdLayerParams) -> R
     let (vocab, dim) = (p.vocab_size as usize, p.embedding_size as usize);
     let w = cx.weights(
         p.weights.as_ref(),
-        vocab * dim,
+        cx.count(&[vocab, dim], "weights")?,
         Some(Channels::first(dim)),
         "weights",
     )?;
@@ -196,7 +196,7 @@ pub(crate) fn batched_matmul(cx: &mut Cx<'_>, p: &pb::BatchedMatMulLayerParams) 
         // Stored column-major [X1, X2]: row-major [X2, X1], MIL linear's layout.
         let w = cx.weights(
             p.weights.as_ref(),
-            rows * cols,
+            cx.count(&[rows, cols], "weights")?,
             Some(Channels::first(cols)),
             "weights",
         )?;

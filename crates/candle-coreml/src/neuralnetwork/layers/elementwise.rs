@@ -100,7 +100,7 @@ fn chw_param(
     let (n, target) = match dims.as_slice() {
         [] | [1] => (1, vec![]),
         [c] => (*c, vec![*c, 1, 1]),
-        [c, h, w] => (c * h * w, vec![*c, *h, *w]),
+        [c, h, w] => (cx.count(&[*c, *h, *w], what)?, vec![*c, *h, *w]),
         other => {
             return Err(cx.err(format!(
                 "{what} shape {other:?}: expected [1], [C], [1, H, W] or [C, H, W]"

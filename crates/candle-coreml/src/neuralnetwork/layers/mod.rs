@@ -248,6 +248,15 @@ impl Cx<'_> {
         self.set(i, f)
     }
 
+    /// The number of elements of a weight of shape `dims` (read from the
+    /// file, so checked: at most 2^31, the size of the largest protobuf).
+    pub(crate) fn count(&self, dims: &[usize], what: &str) -> Result<usize> {
+        dims.iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&n| n <= 1 << 31)
+            .ok_or_else(|| self.err(format!("{what}: shape {dims:?} is too large")))
+    }
+
     /// Decodes weights `wp` (`what` names them in errors): `n` values.
     pub(crate) fn weights(
         &self,

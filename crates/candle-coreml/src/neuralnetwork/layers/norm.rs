@@ -212,7 +212,7 @@ pub(crate) fn layer_norm(cx: &mut Cx<'_>, p: &pb::LayerNormalizationLayerParams)
                 .map_err(|_| cx.err(format!("normalizedShape {:?}", p.normalized_shape)))
         })
         .collect::<Result<_>>()?;
-    let n = shape.iter().product();
+    let n = cx.count(&shape, "normalizedShape")?;
     let gamma = floats(cx.weights(p.gamma.as_ref(), n, None, "gamma")?, &shape);
     let beta = floats(cx.weights(p.beta.as_ref(), n, None, "beta")?, &shape);
     let axes: Vec<i64> = (-(shape.len() as i64)..0).collect();

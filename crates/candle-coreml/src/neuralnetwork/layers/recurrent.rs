@@ -101,9 +101,10 @@ fn stacked(
     rows: usize,
     cols: usize,
 ) -> Result<Vec<f32>> {
-    let mut v = Vec::with_capacity(parts.len() * rows * cols);
+    let mut v = Vec::new();
+    let n = cx.count(&[rows, cols], "weights")?;
     for (wp, what) in parts {
-        v.extend(cx.weights(*wp, rows * cols, Some(Channels::first(rows)), what)?);
+        v.extend(cx.weights(*wp, n, Some(Channels::first(rows)), what)?);
     }
     Ok(v)
 }
@@ -130,10 +131,11 @@ fn gate_weights(
     bias: bool,
 ) -> Result<GateWeights> {
     let (mut w, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());
+    let (hi, hh) = (cx.count(&[h, i], "weights")?, cx.count(&[h, h], "weights")?);
     for g in gates {
         let ch = Some(Channels::first(h));
-        w.extend(cx.weights(g.w, h * i, ch, &format!("{} weight matrix", g.name))?);
-        r.extend(cx.weights(g.r, h * h, ch, &format!("{} recursion matrix", g.name))?);
+        w.extend(cx.weights(g.w, hi, ch, &format!("{} weight matrix", g.name))?);
+        r.extend(cx.weights(g.r, hh, ch, &format!("{} recursion matrix", g.name))?);
         if bias {
             b.extend(cx.weights(g.b, h, None, &format!("{} bias vector", g.name))?);
         }
@@ -305,7 +307,7 @@ fn lstm_weights(
         (format!("bias{suffix}"), Arg::C(floats(bias, &[4 * h]))),
     ];
     if p.has_peephole_vectors {
-        let mut pv = Vec::with_capacity(3 * h);
+        let mut pv = Vec::new();
         for (wp, name) in [
             (&w.input_gate_peephole_vector, "input gate peephole"),
             (&w.forget_gate_peephole_vector, "forget gate peephole"),

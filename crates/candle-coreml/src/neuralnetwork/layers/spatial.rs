@@ -127,7 +127,7 @@ fn conv_weights(
         }
         Arg::V(cx.input(1)?)
     } else {
-        let n = shape.iter().product::<usize>();
+        let n = cx.count(&shape, "weights")?;
         let w = cx.weights(p.weights.as_ref(), n, Some(channels), "weights")?;
         Arg::C(floats(w, &shape))
     };
@@ -168,7 +168,7 @@ pub(crate) fn convolution3d(cx: &mut Cx<'_>, p: &pb::Convolution3DLayerParams) -
         p.kernel_height as usize,
         p.kernel_width as usize,
     ];
-    let n = shape.iter().product();
+    let n = cx.count(&shape, "weights")?;
     let w = floats(
         cx.weights(p.weights.as_ref(), n, Some(Channels::first(oc)), "weights")?,
         &shape,
