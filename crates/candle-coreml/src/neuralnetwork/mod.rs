@@ -2,7 +2,7 @@
 //! model kind before ML Programs) as MIL programs.
 //!
 //! The readers keep a NeuralNetwork as its layers ([`Network`]); the portable
-//! backend translates them at load into one MIL [`Function`] (see
+//! backend translates them at load into one MIL [`Function`](crate::mil::Function) (see
 //! [`to_function`]), so every kernel, the planner and the CLI serve both model
 //! kinds. Most layers become one MIL op or a short sequence of them.
 //!
