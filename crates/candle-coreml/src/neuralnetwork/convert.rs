@@ -188,9 +188,10 @@ impl Builder<'_> {
     /// Applies the image preprocessing (scaler or mean image) of input `name`.
     fn preprocess(&mut self, name: &str, mut v: Val, space: ColorSpace) -> Result<Val> {
         use pb::neural_network_preprocessing::Preprocessor as P;
-        let images = |b: &Self| b.net.preprocessing.len();
+        // An unnamed preprocessor applies when it is the only one.
+        let single = self.net.preprocessing.len() == 1;
         for p in &self.net.preprocessing {
-            if !(p.feature_name == name || (p.feature_name.is_empty() && images(self) == 1)) {
+            if !(p.feature_name == name || (p.feature_name.is_empty() && single)) {
                 continue;
             }
             match &p.preprocessor {
