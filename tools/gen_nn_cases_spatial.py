@@ -373,6 +373,23 @@ def resize_cases():
        lambda b: b.add_reorganize_data("r", "x", "y", "PIXEL_SHUFFLE", 2),
        lambda x: F.pixel_shuffle(t(x[None]), 2).numpy()[0])
 
+    # Normalized boxes with a batch index column: [N, 1, 5, 1, 1], batch 2.
+    xb = f32(g, 1, 2, 2, 6, 7)
+    boxes5 = np.array([[1, 0.1, 0.2, 0.7, 0.9], [0, 0.0, 0.0, 1.0, 0.5]], np.float32).reshape(2, 1, 5, 1, 1)
+
+    def crop_resize5_ref(x, boxes):
+        out = []
+        for bx in boxes.reshape(-1, 5):
+            b, h0, w0, h1, w1 = bx
+            h0, h1, w0, w1 = h0 * 5, h1 * 5, w0 * 6, w1 * 6
+            gy = h0 + bilinear_grid(2, 3, "ALIGN_ENDPOINTS_MODE") * (h1 - h0)
+            gx = w0 + bilinear_grid(2, 4, "ALIGN_ENDPOINTS_MODE") * (w1 - w0)
+            out.append(interp(x[0, int(b)][None], gy, gx))
+        return np.stack(out)
+
+    nn("cropResize", "normalized_batch_index", {"x": xb, "boxes": boxes5},
+       lambda b: b.add_crop_resize("c", ["x", "boxes"], "y", 3, 4, mode="ALIGN_ENDPOINTS_MODE",
+                                   normalized_roi=True), crop_resize5_ref, nd=True, tol="math")
 
 # ---------------------------------------------------------------- normalization and reductions
 def norm_cases():
@@ -570,6 +587,16 @@ def dense_cases():
        lambda b: b.add_batched_mat_mul("m", ["a"], "y", weight_matrix_rows=4, weight_matrix_columns=6, W=wm,
                                        bias=bb), lambda a: a @ wm + bb, nd=True, tol="math")
 
+    wl = f32(g, 4, 6)
+    lut_m = np.sort(f32(g, 4, lo=-1, hi=1))
+    idx_m = g.integers(0, 4, (6, 4))  # stored [X2, X1] (column-major [X1, X2])
+
+    def bmm_lut(b):
+        b.add_batched_mat_mul("m", ["a"], "y", weight_matrix_rows=4, weight_matrix_columns=6, W=wl)
+        set_lut_quantized(last_layer(b).batchedMatmul.weights, idx_m, lut_m, 2)
+
+    nn("batchedMatmul", "weights_lut_2bit", {"a": a}, bmm_lut, lambda a: a @ lut_m[idx_m].T, nd=True,
+       tol="math")
 
 # ---------------------------------------------------------------- rank-5 shape layers
 def shape5_cases():
