@@ -4,6 +4,9 @@
 //! program (`model.mlpackage`), its inputs and the outputs numpy/torch expect
 //! (`case.npz`, arrays named `input:<name>` and `output:<name>`), and its
 //! tolerances (`case.json`). The cases come from `tools/gen_conformance.py`.
+//! NeuralNetwork cases (`tests/fixtures/conformance_nn/<layerType>/<case>/`,
+//! a `model.mlmodel` each, from `tools/gen_conformance_neuralnetwork.py`) are
+//! tagged `nn/<layerType>/<case>` and counted per layer type.
 //!
 //! `tests/conformance_manifest.txt` lists every case as `pass`, `fail` or
 //! `skip`. Cases listed `pass` must pass; the others run and are reported. Run
