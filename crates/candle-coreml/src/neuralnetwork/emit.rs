@@ -39,6 +39,8 @@ pub(crate) enum Arg {
     Vs(Vec<Val>),
     /// A constant.
     C(TensorValue),
+    /// Several constants (a variadic input of constants).
+    Cs(Vec<TensorValue>),
 }
 
 /// Collects the ops of one function, naming values uniquely.
@@ -81,6 +83,10 @@ impl Emitter {
                 Arg::V(v) => vec![Binding::Name(v.name)],
                 Arg::Vs(vs) => vs.into_iter().map(|v| Binding::Name(v.name)).collect(),
                 Arg::C(c) => vec![Binding::Value(Value::Tensor(c))],
+                Arg::Cs(cs) => cs
+                    .into_iter()
+                    .map(|c| Binding::Value(Value::Tensor(c)))
+                    .collect(),
             };
             inputs.insert(name.to_string(), Argument { bindings });
         }
@@ -335,7 +341,7 @@ impl Emitter {
             .map(|p| match p {
                 Arg::V(v) => v,
                 Arg::C(c) => self.constant(c, hint),
-                Arg::Vs(_) => unreachable!("concat_ints takes single values"),
+                Arg::Vs(_) | Arg::Cs(_) => unreachable!("concat_ints takes single values"),
             })
             .collect();
         self.typed_op(

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use coreml_proto::proto as pb;
 
-use super::emit::{ints, Arg, Emitter, Val};
+use super::emit::{boolean, int, Arg, Emitter, Val};
 use super::weights::{self, Channels};
 use crate::error::{Error, Result};
 use crate::mil::DataType;
@@ -282,23 +282,21 @@ impl Cx<'_> {
             return f(self, x.clone());
         }
         let hint = self.layer.name.clone();
-        let k = k as i64;
-        let shape = self.em.shape(x, &hint);
-        let lead = self.em.slice1(&shape, 0, Some(-k), &hint);
-        let tail = self.em.slice1(&shape, -k, None, &hint);
-        let flat_shape = self
-            .em
-            .concat_ints(vec![Arg::C(ints(&[-1])), Arg::V(tail)], &hint);
-        let flat = self
-            .em
-            .reshape_to(x, &flat_shape, Some(k as usize + 1), &hint);
+        // [-1, 0, .., 0]: the last k dimensions copied (counting from the
+        // right), the rest merged.
+        let mut spec = vec![-1];
+        spec.extend(std::iter::repeat_n(0, k));
+        let flat = self.em.reshape(x, &spec, &hint);
         let y = f(self, flat)?;
-        let ys = self.em.shape(&y, &hint);
-        let ytail = self.em.slice1(&ys, 1, None, &hint);
-        let out_shape = self
-            .em
-            .concat_ints(vec![Arg::V(lead), Arg::V(ytail)], &hint);
-        Ok(self.em.reshape_to(&y, &out_shape, x.rank, &hint))
+        // x's leading dimensions, then y's dimensions after its batch.
+        let args = vec![
+            ("x", Arg::V(y.clone())),
+            ("ref_tensors", Arg::Vs(vec![x.clone(), y])),
+            ("begins", Arg::Cs(vec![int(0), int(1)])),
+            ("ends", Arg::Cs(vec![int(-(k as i64)), int(0)])),
+            ("end_masks", Arg::Cs(vec![boolean(false), boolean(true)])),
+        ];
+        Ok(self.em.f32_op("reshape_like", &hint, args, x.rank))
     }
 }
 
