@@ -1,5 +1,7 @@
-//! `candle-coreml`: inspect, run and benchmark Core ML models.
+//! `candle-coreml`: inspect, run and benchmark Core ML models; chat with
+//! ANEMLL LLM bundles.
 
+mod chat;
 mod inspect;
 mod run;
 
@@ -19,6 +21,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Run a model on .npy inputs and write every output as .npy.
     Run(run::Args),
+    /// Chat with an ANEMLL LLM bundle (interactive, or once with --prompt).
+    Chat(chat::Args),
 }
 
 /// Backend choice on the command line.
@@ -47,6 +51,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Inspect(a) => inspect::main(a),
         Command::Run(a) => run::main(a),
+        Command::Chat(a) => chat::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

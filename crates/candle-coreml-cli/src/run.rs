@@ -39,7 +39,7 @@ pub(crate) struct Args {
     state_dir: Option<PathBuf>,
 }
 
-fn parse_device(s: &str) -> Result<Device> {
+pub(crate) fn parse_device(s: &str) -> Result<Device> {
     match s {
         "cpu" => Ok(Device::Cpu),
         "cuda" => Ok(Device::new_cuda(0)?),

@@ -1,0 +1,238 @@
+//! Loading a bundle: files, model parts (with progress on a terminal), the
+//! checked engine configuration and the tokenizer.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::Device;
+use candle_coreml::{Backend, ComputePrecision, ComputeUnits, Model};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::config::{self, EngineConfig};
+use crate::error::{Error, Result};
+use crate::files::{BundleFiles, PartFiles};
+use crate::meta::Meta;
+use crate::parts::{Chunk, ModelPart, PartRef, Parts};
+
+/// How to load a bundle's models.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Backend (Auto: Core ML on Apple platforms, portable elsewhere).
+    pub backend: Backend,
+    /// Device of the portable backend.
+    pub device: Device,
+    /// Compute units of the native backend.
+    pub compute_units: ComputeUnits,
+    /// Float precision of the portable backend.
+    pub precision: ComputePrecision,
+    /// Show a progress bar on stderr (only drawn when stderr is a terminal).
+    pub progress: bool,
+    /// Sliding-window bundles: prefill whole windows through
+    /// `prefill_rotate` past the window, as ANEMLL's own loop does (see
+    /// [`EngineConfig::rotate_windows`]).
+    pub rotate_windows: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Auto,
+            device: Device::Cpu,
+            compute_units: ComputeUnits::All,
+            precision: ComputePrecision::default(),
+            progress: true,
+            rotate_windows: false,
+        }
+    }
+}
+
+/// Functions besides `infer`/`prefill` that sliding-window bundles carry.
+const EXTRA_FUNCTIONS: [&str; 2] = ["infer_rotate", "prefill_rotate"];
+
+struct Loader<'a> {
+    opts: &'a LoadOptions,
+    bar: ProgressBar,
+}
+
+impl Loader<'_> {
+    fn model(&self, path: &Path, function: Option<&str>) -> Result<Model> {
+        let name = path
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default();
+        self.bar.set_message(name);
+        let mut b = Model::builder()
+            .backend(self.opts.backend)
+            .device(self.opts.device.clone())
+            .compute_units(self.opts.compute_units)
+            .precision(self.opts.precision);
+        if let Some(f) = function {
+            b = b.function(f);
+        }
+        let m = b.load(path).map_err(|e| load_error(path, e))?;
+        self.bar.inc(1);
+        Ok(m)
+    }
+
+    fn part(&self, path: &Path) -> Result<PartRef> {
+        Ok(Arc::new(ModelPart::new(self.model(path, None)?, path)))
+    }
+
+    /// `infer` and `prefill` of one file (or `prefill` from `pf`), plus the
+    /// rotate functions when present.
+    fn chunk(&self, path: &Path, prefill_path: Option<&Path>) -> Result<Chunk> {
+        let infer = self.model(path, Some("infer"))?;
+        let function = |m: &Model, name: &str, p: &Path| -> Result<PartRef> {
+            let f = m.with_function(name).map_err(|e| load_error(p, e))?;
+            Ok(Arc::new(ModelPart::new(f, p)))
+        };
+        // Split-rotate bundles keep infer_rotate with infer and
+        // prefill_rotate with prefill.
+        let mut extra = BTreeMap::new();
+        let prefill = match prefill_path {
+            Some(pf) => {
+                let m = self.model(pf, Some("prefill"))?;
+                for name in EXTRA_FUNCTIONS {
+                    if m.description().function(name).is_some() {
+                        extra.insert(name.to_string(), function(&m, name, pf)?);
+                    }
+                }
+                Arc::new(ModelPart::new(m, pf)) as PartRef
+            }
+            None => function(&infer, "prefill", path)?,
+        };
+        for name in EXTRA_FUNCTIONS {
+            if infer.description().function(name).is_some() {
+                extra.insert(name.to_string(), function(&infer, name, path)?);
+            }
+        }
+        Ok(Chunk {
+            infer: Arc::new(ModelPart::new(infer, path)),
+            prefill,
+            extra,
+        })
+    }
+}
+
+fn load_error(path: &Path, e: candle_coreml::Error) -> Error {
+    match e {
+        candle_coreml::Error::UnknownFunction { name, available } => Error::mismatch(
+            path,
+            format!("has no function {name:?} (it has {available:?}); an ANEMLL FFN part has infer and prefill"),
+        ),
+        other => Error::Model {
+            part: path.display().to_string(),
+            source: other,
+        },
+    }
+}
+
+/// Loads the model parts of `files`.
+pub fn load_parts(files: &BundleFiles, opts: &LoadOptions) -> Result<Parts> {
+    let n = match &files.parts {
+        PartFiles::Chunked {
+            chunks,
+            prefill_chunks,
+            ..
+        } => 2 + chunks.len() + prefill_chunks.as_ref().map_or(0, Vec::len),
+        PartFiles::Monolithic { .. } => 1,
+    };
+    let bar = if opts.progress && std::io::stderr().is_terminal() {
+        let b = ProgressBar::with_draw_target(Some(n as u64), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("loading {bar:24} {pos}/{len} {msg}") {
+            b.set_style(style);
+        }
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let loader = Loader { opts, bar };
+    let parts = match &files.parts {
+        PartFiles::Chunked {
+            embeddings,
+            chunks,
+            prefill_chunks,
+            lm_head,
+        } => {
+            let embeddings = loader.part(embeddings)?;
+            let chunks = chunks
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let pf = prefill_chunks.as_ref().map(|p| p[i].as_path());
+                    loader.chunk(c, pf)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let lm_head = loader.part(lm_head)?;
+            Parts::Chunked {
+                embeddings,
+                chunks,
+                lm_head,
+            }
+        }
+        PartFiles::Monolithic { model } => {
+            let c = loader.chunk(model, None)?;
+            Parts::Monolithic {
+                infer: c.infer,
+                prefill: c.prefill,
+                extra: c.extra,
+            }
+        }
+    };
+    loader.bar.finish_and_clear();
+    Ok(parts)
+}
+
+/// A bundle's description: files, meta and checked configuration, with the
+/// loaded parts.
+#[derive(Clone)]
+pub struct Bundle {
+    /// Where everything is.
+    pub files: BundleFiles,
+    /// The loaded parts.
+    pub parts: Parts,
+    /// What the engine runs on.
+    pub config: EngineConfig,
+}
+
+impl std::fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bundle")
+            .field("dir", &self.files.dir)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Bundle {
+    /// Finds, loads and checks the bundle in `dir`.
+    pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Bundle> {
+        let files = BundleFiles::discover(dir)?;
+        let parts = load_parts(&files, opts)?;
+        let mut bundle = Self::from_parts(files, parts)?;
+        bundle.config.rotate_windows = opts.rotate_windows;
+        Ok(bundle)
+    }
+
+    /// Checks already loaded (or wrapped) parts against the bundle's meta.
+    pub fn from_parts(files: BundleFiles, parts: Parts) -> Result<Bundle> {
+        let config = config::check(&files.meta, &parts)?;
+        Ok(Bundle {
+            files,
+            parts,
+            config,
+        })
+    }
+
+    /// The bundle folder.
+    pub fn dir(&self) -> &PathBuf {
+        &self.files.dir
+    }
+
+    /// meta.yaml.
+    pub fn meta(&self) -> &Meta {
+        &self.files.meta
+    }
+}
