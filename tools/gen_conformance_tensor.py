@@ -118,6 +118,20 @@ def slice_cases():
     add("slice_update", "squeeze_mask", {"x": x, "u": u3},
         lambda x, u: mb.slice_update(x=x, update=u, begin=[2, 0, 0], end=[3, 4, 5], squeeze_mask=[True, False, False]),
         lambda x, u: _assign(x, (2,), u), "exact", target=T18)
+    # begin_mask on a squeezed axis: numpy takes index 0 (the op's reference
+    # sets begin to None there); the same spans serve both ops.
+    sbi("squeeze_begin_mask", lambda x: x[0, 1:3, :], begin=[2, 1, 0], end=[3, 3, 5],
+        begin_mask=[True, False, False], squeeze_mask=[True, False, False])
+    add("slice_update", "squeeze_begin_mask", {"x": x, "u": u3},
+        lambda x, u: mb.slice_update(x=x, update=u, begin=[2, 0, 0], end=[3, 4, 5],
+                                     begin_mask=[True, False, False], squeeze_mask=[True, False, False]),
+        lambda x, u: _assign(x, (0,), u), "exact", target=T18)
+    u4 = f32(g, 2, 4, 2)
+    add("slice_update", "negative_stride_masks", {"x": x, "u": u4},
+        lambda x, u: mb.slice_update(x=x, update=u, begin=[2, 0, 4], end=[0, 0, 0], stride=[-1, -1, -2],
+                                     begin_mask=[False, True, False], end_mask=[False, True, False]),
+        lambda x, u: _assign(x, (slice(2, 0, -1), slice(None, None, -1), slice(4, 0, -2)), u), "exact",
+        target=T18)
 
 
 def _assign(x, idx, v):

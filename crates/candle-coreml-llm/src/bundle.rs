@@ -80,36 +80,59 @@ impl Loader<'_> {
         Ok(Arc::new(ModelPart::new(self.model(path, None)?, path)))
     }
 
-    /// `infer` and `prefill` of one file (or `prefill` from `pf`), plus the
-    /// rotate functions when present.
-    fn chunk(&self, path: &Path, prefill_path: Option<&Path>) -> Result<Chunk> {
-        let infer = self.model(path, Some("infer"))?;
-        let function = |m: &Model, name: &str, p: &Path| -> Result<PartRef> {
-            let f = m.with_function(name).map_err(|e| load_error(p, e))?;
-            Ok(Arc::new(ModelPart::new(f, p)))
-        };
-        // Split-rotate bundles keep infer_rotate with infer and
-        // prefill_rotate with prefill.
-        let mut extra = BTreeMap::new();
-        let prefill = match prefill_path {
-            Some(pf) => {
-                let m = self.model(pf, Some("prefill"))?;
-                for name in EXTRA_FUNCTIONS {
-                    if m.description().function(name).is_some() {
-                        extra.insert(name.to_string(), function(&m, name, pf)?);
-                    }
+    /// `infer`, `prefill` and, when present, the rotate functions of one FFN
+    /// chunk. Split-rotate bundles spread them over two files (meta.yaml's
+    /// `ffn` and `pf`); which file holds which function differs between
+    /// conversions, so each function is taken from the file that has it
+    /// (the `pf` file first for the prefill functions, as ANEMLL's chat.py
+    /// loads them).
+    fn chunk(&self, path: &Path, pf_path: Option<&Path>) -> Result<Chunk> {
+        let main = self.model(path, Some("infer"))?;
+        let pf = pf_path
+            .map(|p| self.model(p, None).map(|m| (m, p)))
+            .transpose()?;
+        let find = |name: &str| -> Result<Option<PartRef>> {
+            let mut files = vec![(&main, path)];
+            if let Some((m, p)) = &pf {
+                if name.starts_with("prefill") {
+                    files.insert(0, (m, p));
+                } else {
+                    files.push((m, p));
                 }
-                Arc::new(ModelPart::new(m, pf)) as PartRef
             }
-            None => function(&infer, "prefill", path)?,
+            for (m, p) in files {
+                if m.description().function(name).is_some() {
+                    let f = m.with_function(name).map_err(|e| load_error(p, e))?;
+                    return Ok(Some(Arc::new(ModelPart::new(f, p)) as PartRef));
+                }
+            }
+            Ok(None)
         };
+        let prefill = match find("prefill")? {
+            Some(part) => part,
+            None => {
+                return Err(load_error(
+                    pf_path.unwrap_or(path),
+                    candle_coreml::Error::UnknownFunction {
+                        name: "prefill".into(),
+                        available: main
+                            .description()
+                            .functions
+                            .iter()
+                            .map(|f| f.name.clone())
+                            .collect(),
+                    },
+                ))
+            }
+        };
+        let mut extra = BTreeMap::new();
         for name in EXTRA_FUNCTIONS {
-            if infer.description().function(name).is_some() {
-                extra.insert(name.to_string(), function(&infer, name, path)?);
+            if let Some(part) = find(name)? {
+                extra.insert(name.to_string(), part);
             }
         }
         Ok(Chunk {
-            infer: Arc::new(ModelPart::new(infer, path)),
+            infer: Arc::new(ModelPart::new(main, path)),
             prefill,
             extra,
         })

@@ -117,6 +117,20 @@ pub enum FeatureType {
 }
 
 impl FeatureType {
+    /// The kind of feature, as `snake_case` (`multi_array`, `image`, `int64`...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FeatureType::MultiArray(_) => "multi_array",
+            FeatureType::Image(_) => "image",
+            FeatureType::Int64 => "int64",
+            FeatureType::Double => "double",
+            FeatureType::String => "string",
+            FeatureType::Dictionary => "dictionary",
+            FeatureType::Sequence => "sequence",
+            FeatureType::State(_) => "state",
+        }
+    }
+
     /// The element type, for tensor-like features.
     pub fn dtype(&self) -> Option<DataType> {
         match self {

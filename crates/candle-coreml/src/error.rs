@@ -1,4 +1,10 @@
 //! The crate's error type.
+//!
+//! One convention for every variant: `Display` says what failed at this
+//! layer, and the cause (an `io::Error`, a protobuf or JSON error, the
+//! failure of an op) is only reachable through `std::error::Error::source`.
+//! Each cause is therefore printed once by a chain printer (anyhow's `{:#}`,
+//! or [`Error::report`]), never twice.
 
 use std::path::PathBuf;
 
@@ -10,8 +16,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A file could not be read.
-    #[error("{path}: {source}")]
+    /// A file or folder could not be read (or, for the native compile
+    /// cache, written).
+    #[error("I/O error on {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -20,7 +27,7 @@ pub enum Error {
     },
 
     /// A protobuf message could not be decoded.
-    #[error("{path}: not a valid Core ML protobuf: {source}")]
+    #[error("{path}: not a valid Core ML protobuf")]
     Protobuf {
         /// The file.
         path: PathBuf,
@@ -29,7 +36,7 @@ pub enum Error {
     },
 
     /// A JSON file (Manifest.json, metadata.json) could not be parsed.
-    #[error("{path}: invalid JSON: {source}")]
+    #[error("{path}: invalid JSON")]
     Json {
         /// The file.
         path: PathBuf,
@@ -59,6 +66,15 @@ pub enum Error {
         offset: u64,
         /// What is wrong.
         message: String,
+    },
+
+    /// A weight file the program refers to is not there.
+    #[error("{path}: weight file missing (the program refers to {reference:?}); a partial download, or a clone without Git LFS?")]
+    MissingWeights {
+        /// Where the weight file should be.
+        path: PathBuf,
+        /// The reference as the program writes it.
+        reference: String,
     },
 
     /// A path inside a model that points outside the model's folder.
@@ -106,6 +122,16 @@ pub enum Error {
         op: String,
         /// The op type.
         op_type: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A program that is inconsistent beyond one op (a block returning an
+    /// undefined value, a state read as a value).
+    #[error("function {function:?}: {message}")]
+    InvalidProgram {
+        /// The function.
+        function: String,
         /// What is wrong.
         message: String,
     },
@@ -161,6 +187,18 @@ pub enum Error {
         got: String,
     },
 
+    /// A feature of another kind than the call needs (e.g. an image
+    /// conversion asked for a multi-array input).
+    #[error("input {input:?}: expected a {expected} feature, got {got}")]
+    FeatureKind {
+        /// The input.
+        input: String,
+        /// The kind needed ([`crate::description::FeatureType::kind`]).
+        expected: &'static str,
+        /// The input's kind.
+        got: &'static str,
+    },
+
     /// A state that does not fit the model it is used with.
     #[error("state {name:?}: {message}")]
     State {
@@ -168,6 +206,36 @@ pub enum Error {
         name: String,
         /// What is wrong.
         message: String,
+    },
+
+    /// A [`crate::State`] made by one backend, used with a model of another.
+    #[error("a State made by the {state} backend cannot be used with a {model} model")]
+    StateBackend {
+        /// The backend that made the state.
+        state: &'static str,
+        /// The backend of the model it was used with.
+        model: &'static str,
+    },
+
+    /// [`crate::Model::predict_one`] on a function without exactly one
+    /// input and one output.
+    #[error("predict_one needs one input and one output; function {function:?} has {inputs} and {outputs}")]
+    NotSingleInputOutput {
+        /// The function.
+        function: String,
+        /// Its number of inputs.
+        inputs: usize,
+        /// Its number of outputs.
+        outputs: usize,
+    },
+
+    /// A declared output missing from a prediction's result.
+    #[error("function {function:?}: output {output:?} missing from the result")]
+    MissingOutput {
+        /// The function.
+        function: String,
+        /// The output.
+        output: String,
     },
 
     /// A backend that is not available here.
@@ -179,12 +247,22 @@ pub enum Error {
         reason: String,
     },
 
-    /// An error from Apple's Core ML runtime.
-    #[error("Core ML: {0}")]
-    Native(String),
+    /// An error from Apple's Core ML runtime: the `NSError`'s domain and
+    /// code, or an empty domain and code 0 when Core ML answered something
+    /// unusable without an `NSError` (a missing output, an unknown type).
+    #[error("Core ML: {message}{}", native_code(domain, *code))]
+    Native {
+        /// The `NSError` domain (`com.apple.CoreML`...); empty without one.
+        domain: String,
+        /// The `NSError` code; 0 without one.
+        code: i64,
+        /// What failed, with Core ML's localized description.
+        message: String,
+    },
 
-    /// An op failed while running.
-    #[error("function {function:?}, op {op:?} ({op_type}): {source}")]
+    /// An op failed while running (or while being folded at load); the
+    /// cause is the `source`.
+    #[error("function {function:?}, op {op:?} ({op_type}) failed")]
     OpFailed {
         /// The function.
         function: String,
@@ -200,9 +278,20 @@ pub enum Error {
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 
-    /// Any other error, with its message.
+    /// Any other error, with its message: kernels' complaints about the
+    /// values they were given (always wrapped in [`Error::OpFailed`] or
+    /// [`Error::InvalidOp`], which name the op), and internal invariants.
     #[error("{0}")]
     Msg(String),
+}
+
+/// ` (domain code)` after a native error's message, when there is a domain.
+fn native_code(domain: &str, code: i64) -> String {
+    if domain.is_empty() {
+        String::new()
+    } else {
+        format!(" ({domain} {code})")
+    }
 }
 
 impl Error {
@@ -217,6 +306,34 @@ impl Error {
             path: path.into(),
             message: message.into(),
         }
+    }
+
+    /// An [`Error::Native`] without an `NSError` (domain empty, code 0).
+    pub fn native(message: impl Into<String>) -> Self {
+        Error::Native {
+            domain: String::new(),
+            code: 0,
+            message: message.into(),
+        }
+    }
+
+    /// This error and every cause after it, joined by `": "` (what anyhow's
+    /// `{:#}` prints): the one-line form to show a user.
+    ///
+    /// ```
+    /// use candle_coreml::Error;
+    /// let e = Error::io("model.mlpackage", std::io::Error::other("gone"));
+    /// assert_eq!(e.report(), "I/O error on model.mlpackage: gone");
+    /// ```
+    pub fn report(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+            cause = c.source();
+        }
+        out
     }
 
     /// An [`Error::Io`] for `path`.

@@ -25,10 +25,11 @@ pub fn image_tensor(
     device: &Device,
 ) -> Result<Tensor> {
     let FeatureType::Image(f) = &feature.ty else {
-        return Err(Error::msg(format!(
-            "input {:?} is not an image input",
-            feature.name
-        )));
+        return Err(Error::FeatureKind {
+            input: feature.name.clone(),
+            expected: "image",
+            got: feature.ty.kind(),
+        });
     };
     let (w, h) = (img.width() as usize, img.height() as usize);
     if !accepts(f, w, h) {

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod description;
+mod engine;
 pub mod error;
 pub mod format;
 #[cfg(feature = "image")]
@@ -28,9 +29,10 @@ pub mod mil;
 mod model;
 pub mod native;
 pub mod neuralnetwork;
+mod options;
 pub mod portable;
 
 pub use description::ModelDescription;
 pub use error::{Error, Result};
-pub use model::{Backend, ComputeUnits, Model, ModelBuilder, ModelOptions, Outputs, State};
-pub use portable::ComputePrecision;
+pub use model::{Model, ModelBuilder, Outputs, State};
+pub use options::{Backend, ComputePrecision, ComputeUnits, ModelOptions};

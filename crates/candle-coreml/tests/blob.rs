@@ -336,10 +336,17 @@ fn path_escapes_are_refused() {
 }
 
 #[test]
-fn missing_file_is_io_error_naming_it() {
+fn missing_file_is_missing_weights_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     match BlobResolver::new(dir.path()).tensor(REF, 64, DataType::Fp16, &[1]) {
-        Err(Error::Io { path, .. }) => assert!(path.ends_with(Path::new("weights/weight.bin"))),
-        other => panic!("expected Io error, got {other:?}"),
+        Err(e @ Error::MissingWeights { .. }) => {
+            let Error::MissingWeights { path, reference } = &e else {
+                unreachable!()
+            };
+            assert!(path.ends_with(Path::new("weights/weight.bin")));
+            assert_eq!(reference, REF);
+            assert!(e.to_string().contains("weights/weight.bin"), "{e}");
+        }
+        other => panic!("expected MissingWeights, got {other:?}"),
     }
 }

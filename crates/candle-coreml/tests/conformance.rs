@@ -1,4 +1,4 @@
-//! Op conformance suite of the portable backend.
+//! Op conformance suite of the portable backend, one test per case.
 //!
 //! Every case under `tests/fixtures/conformance/<op>/<case>/` holds a tiny ML
 //! program (`model.mlpackage`), its inputs and the outputs numpy/torch expect
@@ -6,372 +6,265 @@
 //! tolerances (`case.json`). The cases come from `tools/gen_conformance.py`.
 //! NeuralNetwork cases (`tests/fixtures/conformance_nn/<layerType>/<case>/`,
 //! a `model.mlmodel` each, from `tools/gen_conformance_neuralnetwork.py`) are
-//! tagged `nn/<layerType>/<case>` and counted per layer type.
+//! tagged `nn/<layerType>/<case>` in the manifest.
+//!
+//! This is a `harness = false` test ([libtest_mimic]): each case is its own
+//! trial named `<op>::<case>` (`nn::<layerType>::<case>` for NeuralNetwork
+//! layers), so `cargo test --test conformance -- abs::` runs the `abs` cases,
+//! `-- nn::` the NeuralNetwork ones, and `-- --list` lists them all.
 //!
 //! `tests/conformance_manifest.txt` lists every case as `pass`, `fail` or
-//! `skip`. Cases listed `pass` must pass; the others run and are reported. Run
-//! with `CONFORMANCE_WRITE_MANIFEST=1` to rewrite the manifest from the
-//! results (passing cases become `pass`, failing ones `fail  # error`).
+//! `skip`. A `pass` case must pass; a `fail` case must still fail (kind
+//! `xfail`; one that now passes is an error asking to update the manifest);
+//! a `skip` case is ignored. A case on disk missing from the manifest fails,
+//! and so does a manifest entry with no case on disk. Run with
+//! `CONFORMANCE_WRITE_MANIFEST=1` to rewrite the manifest from the results.
+//!
+//! The trial `coverage::readme_is_current` counts the MIL op names and the
+//! NeuralNetwork layer types with a passing case and checks the README's
+//! coverage lines (between the `conformance:` marker comments); run with
+//! `UPDATE_README=1` to rewrite them.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+mod conformance_support;
+
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
-use candle_core::{DType, Tensor};
-use candle_coreml::{Backend, Model};
+use conformance_support::{
+    all_layers, all_ops, find_cases, read_manifest, run_guarded, write_manifest, Case, Status,
+};
+use libtest_mimic::{Arguments, Failed, Trial};
 
-/// Where the cases live.
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance")
-}
-
-/// Where the NeuralNetwork cases live (tags `nn/<layerType>/<case>`).
-fn root_nn() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance_nn")
-}
-
-/// The manifest file.
-fn manifest_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance_manifest.txt")
-}
-
-/// What the manifest says about a case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Status {
-    Pass,
-    Fail,
-    Skip,
-}
-
-/// Tolerances and metadata of one case (`case.json`).
-#[derive(Debug, serde::Deserialize)]
-struct CaseMeta {
-    op: String,
-    case: String,
-    rtol: f64,
-    atol: f64,
-    #[allow(dead_code)]
-    dtype: String,
-    /// How outputs are judged: absent for allclose, `"shape_only"` for ops
-    /// whose values cannot match a reference (random ops: checked by shape).
-    #[serde(default)]
-    check: Option<String>,
-}
-
-/// One case found on disk.
-struct Case {
-    tag: String,
-    dir: PathBuf,
-}
-
-/// Reads the manifest: tag -> (status, the whole line).
-fn read_manifest() -> anyhow::Result<BTreeMap<String, (Status, String)>> {
-    let text = std::fs::read_to_string(manifest_path())?;
-    let mut out = BTreeMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let body = line.split('#').next().unwrap_or("").trim();
-        if body.is_empty() {
-            continue;
-        }
-        let mut it = body.split_whitespace();
-        let (Some(tag), Some(status)) = (it.next(), it.next()) else {
-            anyhow::bail!(
-                "manifest line {}: expected `<op>/<case> pass|fail|skip`: {line:?}",
-                n + 1
-            );
-        };
-        let status = match status {
-            "pass" => Status::Pass,
-            "fail" => Status::Fail,
-            "skip" => Status::Skip,
-            s => anyhow::bail!("manifest line {}: unknown status {s:?}", n + 1),
-        };
-        out.insert(tag.to_string(), (status, line.to_string()));
-    }
-    Ok(out)
-}
-
-/// Every `<op>/<case>` directory holding a `case.json`, MIL ops and then
-/// NeuralNetwork layers (`nn/<layerType>/<case>`), sorted.
-fn find_cases() -> anyhow::Result<Vec<Case>> {
-    let mut cases = find_cases_in(&root(), "")?;
-    cases.extend(find_cases_in(&root_nn(), "nn/")?);
-    cases.sort_by(|a, b| a.tag.cmp(&b.tag));
-    Ok(cases)
-}
-
-/// The `<op>/<case>` directories under `root`, tagged with `prefix`.
-fn find_cases_in(root: &Path, prefix: &str) -> anyhow::Result<Vec<Case>> {
-    let mut cases = Vec::new();
-    for op in std::fs::read_dir(root)? {
-        let op = op?.path();
-        if !op.is_dir() {
-            continue;
-        }
-        for case in std::fs::read_dir(&op)? {
-            let dir = case?.path();
-            if dir.join("case.json").is_file() {
-                let name = |p: &Path| {
-                    p.file_name()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                };
-                cases.push(Case {
-                    tag: format!("{prefix}{}/{}", name(&op), name(&dir)),
-                    dir,
-                });
-            }
-        }
-    }
-    cases.sort_by(|a, b| a.tag.cmp(&b.tag));
-    Ok(cases)
-}
-
-/// A tensor's values as f64, row-major.
-fn values(t: &Tensor) -> anyhow::Result<Vec<f64>> {
-    Ok(t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
-}
-
-/// Compares `got` with `want` (allclose: |a-b| <= atol + rtol*|b|, NaNs equal).
-/// Returns an error naming the output and the largest error.
-fn compare(name: &str, got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> anyhow::Result<()> {
-    if got.dims() != want.dims() {
-        anyhow::bail!(
-            "output {name}: shape {:?}, expected {:?}",
-            got.dims(),
-            want.dims()
-        );
-    }
-    let (g, w) = (values(got)?, values(want)?);
-    let mut worst: Option<(usize, f64)> = None;
-    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        let ok = (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= atol + rtol * b.abs();
-        if !ok {
-            let err = if (a - b).is_nan() {
-                f64::INFINITY
-            } else {
-                (a - b).abs()
-            };
-            if worst.is_none_or(|(_, e)| err > e) {
-                worst = Some((i, err));
-            }
-        }
-    }
-    match worst {
-        None => Ok(()),
-        Some((i, err)) => anyhow::bail!(
-            "output {name}: max error {err:.3e} at flat index {i} (got {}, expected {})",
-            g[i],
-            w[i]
-        ),
-    }
-}
-
-/// Runs one case; `Err` holds a one-line reason.
-fn run_case(case: &Case) -> anyhow::Result<()> {
-    let meta: CaseMeta =
-        serde_json::from_str(&std::fs::read_to_string(case.dir.join("case.json"))?)?;
-    anyhow::ensure!(
-        format!("{}/{}", meta.op, meta.case) == case.tag,
-        "case.json names {}/{}",
-        meta.op,
-        meta.case
-    );
-    let arrays = Tensor::read_npz(case.dir.join("case.npz"))?;
-    let mut inputs = Vec::new();
-    let mut expected = Vec::new();
-    for (name, t) in arrays {
-        if let Some(n) = name.strip_prefix("input:") {
-            inputs.push((n.to_string(), t));
-        } else if let Some(n) = name.strip_prefix("output:") {
-            expected.push((n.to_string(), t));
-        }
-    }
-    // NeuralNetwork cases are single .mlmodel files.
-    let file = ["model.mlpackage", "model.mlmodel"]
-        .iter()
-        .map(|f| case.dir.join(f))
-        .find(|p| p.exists())
-        .ok_or_else(|| anyhow::anyhow!("no model.mlpackage or model.mlmodel"))?;
-    let model = Model::builder().backend(Backend::Portable).load(file)?;
-    let mut outputs = model.predict(inputs.iter().map(|(n, t)| (n.as_str(), t)))?;
-    for (name, want) in &expected {
-        let got = outputs
-            .remove(name)
-            .ok_or_else(|| anyhow::anyhow!("output {name} missing"))?;
-        match meta.check.as_deref() {
-            None => compare(name, &got, want, meta.rtol, meta.atol)?,
-            Some("shape_only") => anyhow::ensure!(
-                got.dims() == want.dims(),
-                "output {name}: shape {:?}, expected {:?}",
-                got.dims(),
-                want.dims()
-            ),
-            Some(c) => anyhow::bail!("unknown check {c:?} in case.json"),
-        }
-    }
-    Ok(())
-}
-
-/// Runs a case, turning a panic into an error.
-fn run_guarded(case: &Case) -> Result<(), String> {
-    match catch_unwind(AssertUnwindSafe(|| run_case(case))) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(one_line(&format!("{e:#}"))),
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Err(one_line(&format!("panic: {msg}")))
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    match trials() {
+        Ok(trials) => libtest_mimic::run(&args, trials).exit_code(),
+        Err(e) => {
+            eprintln!("conformance: cannot set up the suite: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
 
-/// `s` on one line, at most 200 characters.
-fn one_line(s: &str) -> String {
-    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    match s.char_indices().nth(200) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s,
-    }
-}
-
-/// The MIL op names of the iOS15-iOS18 opsets (written by the generator).
-fn all_ops() -> anyhow::Result<BTreeSet<String>> {
-    let text = std::fs::read_to_string(root().join("all_ops.txt"))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect())
-}
-
-/// The NeuralNetwork layer types (written by the NeuralNetwork generator).
-fn all_layers() -> anyhow::Result<BTreeSet<String>> {
-    let text = std::fs::read_to_string(root_nn().join("all_layers.txt"))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect())
-}
-
-/// Rewrites the manifest from the results, keeping `skip` entries.
-fn write_manifest(
-    manifest: &BTreeMap<String, (Status, String)>,
-    results: &[(String, Result<(), String>)],
-) -> anyhow::Result<()> {
-    let old = std::fs::read_to_string(manifest_path())?;
-    let mut text: String = old
-        .lines()
-        .take_while(|l| l.starts_with('#'))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    for (tag, res) in results {
-        match (manifest.get(tag), res) {
-            (Some((Status::Skip, line)), _) => writeln!(text, "{line}")?,
-            (_, Ok(())) => writeln!(text, "{tag} pass")?,
-            (_, Err(e)) => writeln!(text, "{tag} fail  # {}", e.replace('#', "No."))?,
-        }
-    }
-    std::fs::write(manifest_path(), text)?;
-    Ok(())
-}
-
-#[test]
-fn conformance() -> anyhow::Result<()> {
+/// One trial per case on disk, plus the manifest and README checks.
+fn trials() -> anyhow::Result<Vec<Trial>> {
     let manifest = read_manifest()?;
     let cases = find_cases()?;
-    let ops = all_ops()?;
-    let mut results = Vec::new();
-    let mut problems = Vec::new();
-    let mut now_passing = Vec::new();
-    let mut covered = BTreeSet::new();
-    let mut covered_nn = BTreeSet::new();
-    for case in &cases {
-        let res = run_guarded(case);
-        let status = manifest.get(&case.tag).map(|(s, _)| *s);
-        match (status, &res) {
-            (None, r) => {
-                let how = r.as_ref().err().map_or("it passes", String::as_str);
-                problems.push(format!("{}: not in the manifest ({how})", case.tag));
-            }
-            (Some(Status::Pass), Err(e)) => problems.push(format!("{}: {e}", case.tag)),
-            (Some(Status::Fail), Ok(())) => now_passing.push(case.tag.clone()),
-            _ => {}
-        }
-        if res.is_ok() {
-            match case.tag.strip_prefix("nn/") {
-                Some(rest) => {
-                    covered_nn.insert(rest.split('/').next().unwrap_or_default().to_string())
-                }
-                None => covered.insert(case.tag.split('/').next().unwrap_or_default().to_string()),
-            };
-        }
-        results.push((case.tag.clone(), res));
-    }
-    let on_disk: BTreeSet<&str> = cases.iter().map(|c| c.tag.as_str()).collect();
-    for tag in manifest.keys().filter(|t| !on_disk.contains(t.as_str())) {
-        println!("conformance: manifest lists {tag}, which is not on disk");
-    }
-    for (tag, res) in &results {
-        if let Err(e) = res {
-            if manifest.get(tag).is_some_and(|(s, _)| *s != Status::Pass) {
-                println!("expected failure {tag}: {e}");
-            }
-        }
-    }
-    for tag in &now_passing {
-        println!("now passing: update the manifest: {tag}");
-    }
-    if !covered.is_empty() {
-        covered.insert("const".to_string());
-    }
-    let passing = results.iter().filter(|(_, r)| r.is_ok()).count();
-    let k = ops.iter().filter(|o| covered.contains(*o)).count();
-    println!(
-        "conformance: {passing}/{} cases pass; ops covered: {k} of {} MIL op names (iOS15–iOS18)",
-        results.len(),
-        ops.len()
-    );
-    let missing: Vec<&str> = ops
-        .iter()
-        .filter(|o| !covered.contains(*o))
-        .map(String::as_str)
-        .collect();
-    println!(
-        "ops with no passing case ({}): {}",
-        missing.len(),
-        missing.join(" ")
-    );
-    let layers = all_layers()?;
-    let missing: Vec<&str> = layers
-        .iter()
-        .filter(|l| !covered_nn.contains(*l))
-        .map(String::as_str)
-        .collect();
-    println!(
-        "conformance: NeuralNetwork layer types covered: {} of {}; without a passing case ({}): {}",
-        layers.len() - missing.len(),
-        layers.len(),
-        missing.len(),
-        missing.join(" ")
-    );
     if std::env::var_os("CONFORMANCE_WRITE_MANIFEST").is_some() {
+        let results: Vec<_> = cases
+            .iter()
+            .map(|c| (c.tag.clone(), run_guarded(c)))
+            .collect();
         write_manifest(&manifest, &results)?;
         println!("conformance: manifest rewritten");
+        return trials_after_rewrite();
     }
-    if !problems.is_empty() {
-        anyhow::bail!(
-            "{} conformance problems:\n{}",
-            problems.len(),
-            problems.join("\n")
-        );
+    let on_disk: BTreeSet<String> = cases.iter().map(|c| c.tag.clone()).collect();
+    let stale: Vec<String> = manifest
+        .keys()
+        .filter(|t| !on_disk.contains(*t))
+        .cloned()
+        .collect();
+    let mut trials: Vec<Trial> = cases
+        .into_iter()
+        .map(|case| {
+            let status = manifest.get(&case.tag).map(|(s, _)| *s);
+            case_trial(case, status)
+        })
+        .collect();
+    trials.push(Trial::test("manifest::every_entry_is_on_disk", move || {
+        if stale.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("the manifest lists cases not on disk: {}", stale.join(", ")).into())
+        }
+    }));
+    trials.push(Trial::test(
+        "coverage::readme_is_current",
+        readme_is_current,
+    ));
+    Ok(trials)
+}
+
+/// The trials once more after the manifest was rewritten from the results.
+fn trials_after_rewrite() -> anyhow::Result<Vec<Trial>> {
+    let manifest = read_manifest()?;
+    Ok(find_cases()?
+        .into_iter()
+        .map(|case| {
+            let status = manifest.get(&case.tag).map(|(s, _)| *s);
+            case_trial(case, status)
+        })
+        .collect())
+}
+
+/// The trial of one case, judged by its manifest status.
+fn case_trial(case: Case, status: Option<Status>) -> Trial {
+    // `abs/basic` -> `abs::basic`, `nn/add/alpha` -> `nn::add::alpha`.
+    let name = if case.tag.starts_with("nn/") {
+        case.tag.replacen('/', "::", 2)
+    } else {
+        case.tag.replacen('/', "::", 1)
+    };
+    let trial = Trial::test(name, move || match status {
+        None => {
+            let how = match run_guarded(&case) {
+                Ok(()) => "it passes".to_string(),
+                Err(e) => e,
+            };
+            Err(format!("not in tests/conformance_manifest.txt ({how})").into())
+        }
+        Some(Status::Pass) => run_guarded(&case).map_err(Failed::from),
+        Some(Status::Fail) => match run_guarded(&case) {
+            Ok(()) => Err("listed as `fail` but passes: mark it `pass` in the manifest".into()),
+            Err(_) => Ok(()),
+        },
+        Some(Status::Skip) => Ok(()),
+    });
+    match status {
+        Some(Status::Fail) => trial.with_kind("xfail"),
+        Some(Status::Skip) => trial.with_ignored_flag(true),
+        _ => trial,
     }
-    Ok(())
+}
+
+/// The README at the workspace root.
+fn readme_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")
+}
+
+/// What the cases cover: MIL op names and NeuralNetwork layer types with a
+/// passing case.
+struct Coverage {
+    ops: BTreeSet<String>,
+    layers: BTreeSet<String>,
+}
+
+/// Runs every case and collects what passes.
+fn coverage() -> anyhow::Result<Coverage> {
+    let mut cov = Coverage {
+        ops: BTreeSet::new(),
+        layers: BTreeSet::new(),
+    };
+    for case in find_cases()? {
+        if run_guarded(&case).is_err() {
+            continue;
+        }
+        let (set, rest) = match case.tag.strip_prefix("nn/") {
+            Some(rest) => (&mut cov.layers, rest),
+            None => (&mut cov.ops, case.tag.as_str()),
+        };
+        set.insert(rest.split('/').next().unwrap_or_default().to_string());
+    }
+    if !cov.ops.is_empty() {
+        // Every case program is made of `const` ops besides the op under test.
+        cov.ops.insert("const".to_string());
+    }
+    Ok(cov)
+}
+
+/// `all` split into the names in `covered` and the others, in order.
+fn split<'a>(
+    all: &'a BTreeSet<String>,
+    covered: &BTreeSet<String>,
+) -> (Vec<&'a str>, Vec<&'a str>) {
+    all.iter()
+        .map(String::as_str)
+        .partition(|n| covered.contains(*n))
+}
+
+/// Why a NeuralNetwork layer type has no passing case.
+fn layer_gap(layer: &str) -> &'static str {
+    match layer {
+        "custom" => {
+            "custom layers run code of the model's author, which a model file does not hold"
+        }
+        _ => "no passing conformance case yet",
+    }
+}
+
+/// The README's coverage sections: (marker, body) pairs.
+fn readme_sections(cov: &Coverage) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let (ops, layers) = (all_ops()?, all_layers()?);
+    let (have, missing) = split(&ops, &cov.ops);
+    let op_list = format!(
+        "\nMIL op names with a passing conformance case ({}): {}.\n\nWithout one ({}): {}.\n",
+        have.len(),
+        have.join(", "),
+        missing.len(),
+        missing.join(", ")
+    );
+    let op_count = format!("{} of the {}", have.len(), ops.len());
+    let (have_nn, missing_nn) = split(&layers, &cov.layers);
+    let code = |v: &[&str]| {
+        v.iter()
+            .map(|l| format!("`{l}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut nn_list = format!(
+        "\nNeuralNetwork layer types with a passing conformance case ({}): {}.\n",
+        have_nn.len(),
+        code(&have_nn)
+    );
+    if !missing_nn.is_empty() {
+        nn_list.push_str(&format!("\nWithout one ({}):\n", missing_nn.len()));
+        for l in &missing_nn {
+            nn_list.push_str(&format!("- `{l}`: {}\n", layer_gap(l)));
+        }
+    }
+    let nn_count = format!("{} of the {}", have_nn.len(), layers.len());
+    Ok(vec![
+        ("conformance:count", op_count),
+        ("conformance:ops", op_list),
+        ("conformance:nn-count", nn_count),
+        ("conformance:nn-layers", nn_list),
+    ])
+}
+
+/// Runs every case, counts the MIL op names and NeuralNetwork layer types
+/// with a passing case, and checks (or, with `UPDATE_README=1`, rewrites) the
+/// README's coverage lines.
+fn readme_is_current() -> Result<(), Failed> {
+    let cov = coverage().map_err(|e| format!("{e:#}"))?;
+    let sections = readme_sections(&cov).map_err(|e| format!("{e:#}"))?;
+    let path = readme_path();
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut updated = text.clone();
+    for (marker, body) in &sections {
+        updated = replace_between(&updated, marker, body).map_err(Failed::from)?;
+    }
+    let counts = format!(
+        "{} MIL op names, {} NeuralNetwork layer types",
+        sections[0].1, sections[2].1
+    );
+    if updated == text {
+        return Ok(());
+    }
+    if std::env::var_os("UPDATE_README").is_some() {
+        std::fs::write(&path, updated).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("conformance: README coverage rewritten ({counts})");
+        return Ok(());
+    }
+    Err(format!(
+        "README.md's coverage is stale: {counts} have a passing case; \
+         rerun with UPDATE_README=1 to rewrite it"
+    )
+    .into())
+}
+
+/// `text` with what lies between `<!-- {marker} -->` and `<!-- /{marker} -->`
+/// replaced by `body`.
+fn replace_between(text: &str, marker: &str, body: &str) -> Result<String, String> {
+    let (open, close) = (format!("<!-- {marker} -->"), format!("<!-- /{marker} -->"));
+    let start = text
+        .find(&open)
+        .ok_or_else(|| format!("README.md has no {open} marker"))?
+        + open.len();
+    let end = text[start..]
+        .find(&close)
+        .ok_or_else(|| format!("README.md has no {close} marker"))?
+        + start;
+    Ok(format!("{}{body}{}", &text[..start], &text[end..]))
 }

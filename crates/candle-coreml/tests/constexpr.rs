@@ -17,6 +17,16 @@ use candle_coreml::mil::{
 };
 use half::f16;
 
+/// `format::open` followed by `map_weights`: the whole model as a backend
+/// loads it (weights mapped and checked).
+fn open_mapped(
+    path: impl AsRef<std::path::Path>,
+) -> candle_coreml::Result<candle_coreml::format::ModelFile> {
+    let mut m = candle_coreml::format::open(path)?;
+    m.map_weights()?;
+    Ok(m)
+}
+
 // ---------------------------------------------------------------- helpers
 
 fn tensor(dtype: DataType, shape: &[usize], data: TensorData) -> TensorValue {
@@ -548,7 +558,7 @@ fn check_fixture(dir: &Path, name: &str, npz: &Path) -> usize {
         .into_iter()
         .collect();
     let pkg = dir.join(format!("{name}.mlpackage"));
-    let model = candle_coreml::format::open(&pkg).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let model = open_mapped(&pkg).unwrap_or_else(|e| panic!("{name}: {e}"));
     let program = model
         .program()
         .unwrap_or_else(|| panic!("{name}: not an ML program"));

@@ -7,9 +7,25 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_coreml::description::{DimRange, FeatureType, ShapeFlexibility};
-use candle_coreml::format::{self, mlmodelc, ModelBody, ModelFormat};
+use candle_coreml::format::{ModelBody, ModelFormat};
 use candle_coreml::mil::DataType;
 use candle_coreml::Error;
+
+/// `mlmodelc::read` followed by `map_weights` (weights mapped and checked).
+fn read_mapped(path: &std::path::Path) -> candle_coreml::Result<candle_coreml::format::ModelFile> {
+    let mut m = candle_coreml::format::mlmodelc::read(path)?;
+    m.map_weights()?;
+    Ok(m)
+}
+
+/// `format::open` followed by `map_weights`.
+fn open_mapped(
+    path: impl AsRef<std::path::Path>,
+) -> candle_coreml::Result<candle_coreml::format::ModelFile> {
+    let mut m = candle_coreml::format::open(path)?;
+    m.map_weights()?;
+    Ok(m)
+}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -63,7 +79,7 @@ fn apple_samples_describe_as_their_metadata_says() {
         ),
     ];
     for (name, inputs, outputs) in cases {
-        let m = mlmodelc::read(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let m = read_mapped(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(m.format, ModelFormat::MlModelc);
         assert_eq!(m.spec_version, Some(7));
         assert_eq!(m.body.kind(), "mlProgram");
@@ -103,7 +119,7 @@ fn apple_samples_describe_as_their_metadata_says() {
 #[test]
 fn parsed_op_histogram_matches_apples_compiled_histogram() {
     for name in ["add_model", "test_linear", "test_multi_io"] {
-        let m = mlmodelc::read(&fixture(name)).unwrap();
+        let m = read_mapped(&fixture(name)).unwrap();
         let compiled = m.compiled_op_histogram.clone().unwrap();
         assert!(!compiled.is_empty());
         let f = m
@@ -113,7 +129,7 @@ fn parsed_op_histogram_matches_apples_compiled_histogram() {
             .unwrap();
         assert_eq!(f.op_histogram(), compiled, "{name}");
     }
-    let multi = mlmodelc::read(&fixture("test_multi_io")).unwrap();
+    let multi = read_mapped(&fixture("test_multi_io")).unwrap();
     let want: BTreeMap<String, usize> = [("add", 1), ("cast", 2), ("mul", 2)]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -123,7 +139,7 @@ fn parsed_op_histogram_matches_apples_compiled_histogram() {
 
 #[test]
 fn format_open_picks_this_reader() {
-    let m = format::open(fixture("add_model")).unwrap();
+    let m = open_mapped(fixture("add_model")).unwrap();
     assert_eq!(m.format, ModelFormat::MlModelc);
     assert_eq!(m.program().unwrap().functions[0].name, "main");
 }
@@ -175,7 +191,7 @@ fn multifunction_model_without_function_list() {
             ("metadata.json", MULTIFUNCTION_META),
         ],
     );
-    let m = mlmodelc::read(&dir).unwrap();
+    let m = read_mapped(&dir).unwrap();
     let d = &m.description;
     assert_eq!(m.spec_version, Some(9));
     assert_eq!(d.default_function, "infer");
@@ -237,7 +253,7 @@ fn multifunction_model_with_function_list() {
         "multilist",
         &[("model.mil", MULTIFUNCTION_MIL), ("metadata.json", meta)],
     );
-    let d = mlmodelc::read(&dir).unwrap().description;
+    let d = read_mapped(&dir).unwrap().description;
     assert_eq!(d.default_function, "prefill");
     assert_eq!(d.functions.len(), 2);
     assert_eq!(
@@ -263,7 +279,7 @@ fn flexible_shapes_from_metadata_or_program() {
         {"name": "e", "type": "MultiArray", "dataType": "Float32", "shape": "[2, 3]", "hasShapeFlexibility": "1", "enumeratedShapes": "[[2, 3], [4, 3]]"}
     ], "modelType": {"name": "MLModelType_mlProgram"}}]"#;
     let dir = model_dir("flex", &[("model.mil", mil), ("metadata.json", meta)]);
-    let d = mlmodelc::read(&dir).unwrap().description;
+    let d = read_mapped(&dir).unwrap().description;
     let f = d.default().unwrap();
     let ids = &f.inputs[0].ty;
     assert_eq!(
@@ -289,7 +305,7 @@ fn flexible_shapes_from_metadata_or_program() {
     // No range in the metadata: the program's `?` dims give the range.
     let meta = r#"[{"inputSchema": [{"name": "input_ids", "type": "MultiArray", "dataType": "Int32", "shape": "[1, 1]", "hasShapeFlexibility": "1"}]}]"#;
     let dir = model_dir("flex2", &[("model.mil", mil), ("metadata.json", meta)]);
-    let d = mlmodelc::read(&dir).unwrap().description;
+    let d = read_mapped(&dir).unwrap().description;
     assert_eq!(
         d.default().unwrap().inputs[0].ty.flexibility(),
         Some(&ShapeFlexibility::Ranges(vec![
@@ -323,7 +339,7 @@ fn pipeline_and_neural_network_folders() {
             ("model1/coremldata.bin", ""),
         ],
     );
-    let m = mlmodelc::read(&dir).unwrap();
+    let m = read_mapped(&dir).unwrap();
     let ModelBody::Pipeline(models) = &m.body else {
         panic!("not a pipeline: {}", m.body.kind())
     };
@@ -348,7 +364,7 @@ fn pipeline_and_neural_network_folders() {
         )],
     );
     assert_eq!(
-        mlmodelc::read(&dir).unwrap().body.kind(),
+        read_mapped(&dir).unwrap().body.kind(),
         "treeEnsembleClassifier"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -357,10 +373,10 @@ fn pipeline_and_neural_network_folders() {
 #[test]
 fn errors_name_the_file() {
     let missing = Path::new("/nonexistent/model.mlmodelc");
-    assert!(matches!(mlmodelc::read(missing), Err(Error::Format { .. })));
+    assert!(matches!(read_mapped(missing), Err(Error::Format { .. })));
 
     let dir = model_dir("badjson", &[("metadata.json", "[{\"inputSchema\": ")]);
-    match mlmodelc::read(&dir) {
+    match read_mapped(&dir) {
         Err(Error::Json { path, .. }) => assert!(path.ends_with("metadata.json")),
         other => panic!("expected a JSON error, got {other:?}"),
     }
@@ -373,7 +389,7 @@ fn errors_name_the_file() {
             r#"[{"inputSchema": [{"name": "x", "type": "Hologram"}]}]"#,
         )],
     );
-    let e = mlmodelc::read(&dir).unwrap_err().to_string();
+    let e = read_mapped(&dir).unwrap_err().to_string();
     assert!(e.contains("metadata.json") && e.contains("Hologram"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -381,7 +397,7 @@ fn errors_name_the_file() {
         "badmil",
         &[("model.mil", "program(1.0)\n{\n  func main<ios16>( {\n}\n")],
     );
-    match mlmodelc::read(&dir) {
+    match read_mapped(&dir) {
         Err(Error::MilSyntax {
             path, line, column, ..
         }) => {

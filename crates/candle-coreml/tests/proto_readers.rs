@@ -11,7 +11,7 @@ mod proto_readers {
 use std::path::{Path, PathBuf};
 
 use candle_coreml::description::{ColorSpace, DimRange, FeatureType, ShapeFlexibility};
-use candle_coreml::format::{self, ModelBody, ModelFormat};
+use candle_coreml::format::{ModelBody, ModelFormat};
 use candle_coreml::mil::{Binding, DataType, Dim, TensorData, ValueType};
 use candle_coreml::Error;
 use coreml_proto::proto as pb;
@@ -19,6 +19,16 @@ use coreml_proto::proto::mil_spec as mil;
 use prost::Message;
 
 use proto_readers::build::*;
+
+/// `format::open` followed by `map_weights`: the whole model as a backend
+/// loads it (weights mapped and checked).
+fn open_mapped(
+    path: impl AsRef<std::path::Path>,
+) -> candle_coreml::Result<candle_coreml::format::ModelFile> {
+    let mut m = candle_coreml::format::open(path)?;
+    m.map_weights()?;
+    Ok(m)
+}
 
 fn fp16_bytes(values: &[f32]) -> Vec<u8> {
     values
@@ -81,7 +91,7 @@ fn package_with_blob_weights() {
         Some(&weight_bin(1, &weights)),
     );
 
-    let mf = format::open(&pkg).unwrap();
+    let mf = open_mapped(&pkg).unwrap();
     assert_eq!(mf.format, ModelFormat::MlPackage);
     assert_eq!(mf.path, pkg);
     assert_eq!(mf.spec_version, Some(8));
@@ -194,7 +204,7 @@ fn multifunction_description_and_sorted_functions() {
     let model = ml_program(9, desc, program(vec![mk("prefill"), mk("infer")]));
     let dir = tempfile::tempdir().unwrap();
     let pkg = write_package(dir.path(), "mf.mlpackage", &model, None);
-    let mf = format::open(&pkg).unwrap();
+    let mf = open_mapped(&pkg).unwrap();
     let names: Vec<_> = mf
         .program()
         .unwrap()
@@ -218,7 +228,7 @@ fn multifunction_description_and_sorted_functions() {
         d.default_function_name = "nope".into();
     }
     let pkg = write_package(dir.path(), "bad.mlpackage", &model, None);
-    let err = format::open(&pkg).unwrap_err();
+    let err = open_mapped(&pkg).unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
 }
 
@@ -229,7 +239,7 @@ fn single_function_named_after_the_program() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("one.mlmodel");
     std::fs::write(&path, model.encode_to_vec()).unwrap();
-    let mf = format::open(&path).unwrap();
+    let mf = open_mapped(&path).unwrap();
     assert_eq!(mf.format, ModelFormat::MlModel);
     assert_eq!(mf.description.default_function, "foo");
     assert_eq!(mf.description.functions.len(), 1);
@@ -267,7 +277,7 @@ fn neural_network_pipeline_and_other_kinds() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pipe.mlmodel");
     std::fs::write(&path, pipe.encode_to_vec()).unwrap();
-    let mf = format::open(&path).unwrap();
+    let mf = open_mapped(&path).unwrap();
     let ModelBody::Pipeline(models) = &mf.body else {
         panic!("expected a pipeline, got {}", mf.body.kind());
     };
@@ -305,7 +315,7 @@ fn const_error(value: mil::Value) -> Error {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.mlmodel");
     std::fs::write(&path, model.encode_to_vec()).unwrap();
-    let err = format::open(&path).unwrap_err();
+    let err = open_mapped(&path).unwrap_err();
     match &err {
         Error::Format { path: p, message } => {
             assert_eq!(p, &path);
@@ -378,7 +388,7 @@ fn immediate_values_must_fit_their_type() {
         ml_program(8, model_description(vec![], vec![]), prog).encode_to_vec(),
     )
     .unwrap();
-    format::open(&path).unwrap();
+    open_mapped(&path).unwrap();
 }
 
 #[test]
@@ -399,7 +409,7 @@ fn blob_errors_pass_through() {
         &model,
         Some(&weight_bin(1, &weights)),
     );
-    match format::open(&pkg) {
+    match open_mapped(&pkg) {
         Err(Error::Blob {
             path,
             offset,
@@ -430,7 +440,7 @@ fn blob_errors_pass_through() {
         &model,
         Some(&weight_bin(1, &weights)),
     );
-    assert!(matches!(format::open(&pkg), Err(Error::PathEscape { .. })));
+    assert!(matches!(open_mapped(&pkg), Err(Error::PathEscape { .. })));
 }
 
 #[test]
@@ -441,7 +451,7 @@ fn missing_block_specialization() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.mlmodel");
     std::fs::write(&path, model.encode_to_vec()).unwrap();
-    let err = format::open(&path).unwrap_err().to_string();
+    let err = open_mapped(&path).unwrap_err().to_string();
     assert!(
         err.contains("CoreML8") && err.contains("block specialization"),
         "{err}"
@@ -449,7 +459,7 @@ fn missing_block_specialization() {
 }
 
 fn protobuf_error_path(path: &Path) -> PathBuf {
-    match format::open(path) {
+    match open_mapped(path) {
         Err(Error::Protobuf { path, .. }) => path,
         other => panic!("expected a protobuf error, got {other:?}"),
     }
@@ -489,13 +499,13 @@ fn manifest_errors() {
         std::fs::write(&manifest, text).unwrap();
     };
     write("B", "com.apple.CoreML/model.mlmodel");
-    let err = format::open(&pkg).unwrap_err();
+    let err = open_mapped(&pkg).unwrap_err();
     assert!(
         matches!(&err, Error::Format { path, .. } if path == &manifest),
         "{err:?}"
     );
     write("A", "com.apple.CoreML/nothing.mlmodel");
-    assert!(matches!(format::open(&pkg), Err(Error::Io { .. })));
+    assert!(matches!(open_mapped(&pkg), Err(Error::Io { .. })));
     for escaping in [
         "../outside.mlmodel",
         "/etc/passwd",
@@ -503,7 +513,7 @@ fn manifest_errors() {
     ] {
         write("A", escaping);
         assert!(
-            matches!(format::open(&pkg), Err(Error::PathEscape { reference, .. }) if reference == escaping),
+            matches!(open_mapped(&pkg), Err(Error::PathEscape { reference, .. }) if reference == escaping),
             "{escaping}"
         );
     }
@@ -513,12 +523,12 @@ fn manifest_errors() {
         let link = pkg.join("Data/com.apple.CoreML/link.mlmodel");
         std::os::unix::fs::symlink(dir.path().join("outside.mlmodel"), &link).unwrap();
         write("A", "com.apple.CoreML/link.mlmodel");
-        assert!(matches!(format::open(&pkg), Err(Error::PathEscape { .. })));
+        assert!(matches!(open_mapped(&pkg), Err(Error::PathEscape { .. })));
     }
     std::fs::write(&manifest, "{ not json").unwrap();
-    assert!(matches!(format::open(&pkg), Err(Error::Json { path, .. }) if path == manifest));
+    assert!(matches!(open_mapped(&pkg), Err(Error::Json { path, .. }) if path == manifest));
     std::fs::remove_file(&manifest).unwrap();
-    assert!(format::open(&pkg).is_err());
+    assert!(open_mapped(&pkg).is_err());
 }
 
 /// A tiny deterministic generator (xorshift64*), so failures replay.
@@ -580,7 +590,7 @@ fn mutated_models_never_panic() {
             w[at] ^= 1 << rng.below(8);
         }
         std::fs::write(&weight_path, &w).unwrap();
-        match format::open(&pkg) {
+        match open_mapped(&pkg) {
             Ok(_) => ok += 1,
             Err(_) => err += 1,
         }
@@ -613,7 +623,7 @@ fn mutated_fixture_package_never_panics() {
     let dir = tempfile::tempdir().unwrap();
     let pkg = dir.path().join("mlp.mlpackage");
     copy_tree(&fixture, &pkg);
-    format::open(&pkg).unwrap();
+    open_mapped(&pkg).unwrap();
     let inner = pkg.join("Data/com.apple.CoreML/model.mlmodel");
     let weights = pkg.join("Data/com.apple.CoreML/weights/weight.bin");
     let (model, wb) = (
@@ -634,7 +644,7 @@ fn mutated_fixture_package_never_panics() {
         }
         std::fs::write(&inner, &m).unwrap();
         std::fs::write(&weights, &w).unwrap();
-        let _ = format::open(&pkg);
+        let _ = open_mapped(&pkg);
     }
 }
 
@@ -662,7 +672,7 @@ fn deep_pipelines_are_refused_not_overflowed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("deep.mlmodel");
     std::fs::write(&path, nest(10)).unwrap();
-    let mut mf = format::open(&path).unwrap();
+    let mut mf = open_mapped(&path).unwrap();
     for _ in 0..10 {
         let ModelBody::Pipeline(mut models) = mf.body else {
             panic!("expected a pipeline");
@@ -671,7 +681,7 @@ fn deep_pipelines_are_refused_not_overflowed() {
     }
     assert_eq!(mf.body.kind(), "identity");
     std::fs::write(&path, nest(500)).unwrap();
-    assert!(format::open(&path).is_err());
+    assert!(open_mapped(&path).is_err());
 }
 
 #[test]
@@ -696,7 +706,7 @@ fn value_types_convert() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.mlmodel");
     std::fs::write(&path, model.encode_to_vec()).unwrap();
-    let mf = format::open(&path).unwrap();
+    let mf = open_mapped(&path).unwrap();
     let f = &mf.program().unwrap().functions[0];
     assert_eq!(f.inputs[0].ty.to_string(), "list<tensor<int32, [2]>, 3>");
     match &f.inputs[1].ty {

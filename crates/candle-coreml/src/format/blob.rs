@@ -407,6 +407,8 @@ fn packed_size(dtype: DataType, shape: &[usize]) -> Option<PackedSize> {
 #[derive(Debug)]
 pub struct BlobResolver {
     root: PathBuf,
+    /// Record references without opening files ([`BlobResolver::deferred`]).
+    deferred: bool,
     canonical_root: Option<PathBuf>,
     /// Checked paths by reference, so each reference is resolved once.
     resolved: HashMap<String, PathBuf>,
@@ -414,13 +416,27 @@ pub struct BlobResolver {
 }
 
 impl BlobResolver {
-    /// A resolver for a model whose `@model_path` is `root`.
+    /// A resolver for a model whose `@model_path` is `root`, mapping each
+    /// weight file when a blob of it is first asked for.
     pub fn new(root: &Path) -> Self {
         Self {
             root: root.to_path_buf(),
+            deferred: false,
             canonical_root: None,
             resolved: HashMap::new(),
             files: HashMap::new(),
+        }
+    }
+
+    /// A resolver that never opens a file: [`BlobResolver::tensor`] checks
+    /// the reference and the declared type and returns an unmapped constant
+    /// ([`TensorData::Unmapped`]), to be mapped later with
+    /// [`BlobResolver::map`]. Readers use it, so describing a model never
+    /// touches (or needs) its weights.
+    pub fn deferred(root: &Path) -> Self {
+        Self {
+            deferred: true,
+            ..Self::new(root)
         }
     }
 
@@ -436,12 +452,9 @@ impl BlobResolver {
         }
     }
 
-    /// The path inside the root that the program's reference `file` names,
-    /// checked not to leave the root.
-    pub fn resolve(&mut self, file: &str) -> Result<PathBuf> {
-        if let Some(p) = self.resolved.get(file) {
-            return Ok(p.clone());
-        }
+    /// The reference `file` relative to the root, checked lexically (no
+    /// `..`, not absolute).
+    fn relative<'f>(&self, file: &'f str) -> Result<&'f Path> {
         let relative = match file.strip_prefix(MODEL_PATH_PREFIX) {
             Some("") => "",
             Some(rest) => rest.strip_prefix('/').unwrap_or(file),
@@ -456,6 +469,16 @@ impl BlobResolver {
         {
             return Err(self.escape(file));
         }
+        Ok(rel)
+    }
+
+    /// The path inside the root that the program's reference `file` names,
+    /// checked not to leave the root (symlinks included).
+    pub fn resolve(&mut self, file: &str) -> Result<PathBuf> {
+        if let Some(p) = self.resolved.get(file) {
+            return Ok(p.clone());
+        }
+        let rel = self.relative(file)?;
         let root = match &self.canonical_root {
             Some(r) => r.clone(),
             None => {
@@ -468,7 +491,16 @@ impl BlobResolver {
             }
         };
         let joined = root.join(rel);
-        let real = joined.canonicalize().map_err(|e| Error::io(&joined, e))?;
+        let real = joined.canonicalize().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::MissingWeights {
+                    path: joined.clone(),
+                    reference: file.to_string(),
+                }
+            } else {
+                Error::io(&joined, e)
+            }
+        })?;
         if !real.starts_with(&root) {
             return Err(self.escape(file));
         }
@@ -498,6 +530,44 @@ impl BlobResolver {
         dtype: DataType,
         shape: &[usize],
     ) -> Result<TensorValue> {
-        self.weight_file(file)?.tensor(file, offset, dtype, shape)
+        if !self.deferred {
+            return self.weight_file(file)?.tensor(file, offset, dtype, shape);
+        }
+        self.relative(file)?;
+        if packed_size(dtype, shape).is_none() {
+            return Err(Error::Blob {
+                path: self.root.join(file),
+                offset,
+                message: format!("a {dtype} tensor of shape {shape:?} cannot be stored in a blob"),
+            });
+        }
+        Ok(TensorValue {
+            dtype,
+            shape: shape.to_vec(),
+            data: TensorData::Unmapped,
+            blob: Some(BlobRef {
+                file: file.to_string(),
+                offset,
+            }),
+        })
+    }
+
+    /// Maps `tv` when it is an unmapped blob (see [`BlobResolver::deferred`]):
+    /// its data becomes a view of the weight file, checked against the
+    /// declared dtype and shape. Other constants are left as they are.
+    pub fn map(&mut self, tv: &mut TensorValue) -> Result<()> {
+        if !matches!(tv.data, TensorData::Unmapped) {
+            return Ok(());
+        }
+        let Some(BlobRef { file, offset }) = tv.blob.clone() else {
+            return Err(Error::format(
+                &self.root,
+                "an unmapped constant without a weight-file reference",
+            ));
+        };
+        *tv = self
+            .weight_file(&file)?
+            .tensor(&file, offset, tv.dtype, &tv.shape)?;
+        Ok(())
     }
 }

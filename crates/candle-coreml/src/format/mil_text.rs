@@ -25,23 +25,23 @@
 //! assert_eq!(program.functions[0].block.operations[0].op_type, "relu");
 //! ```
 
+mod cursor;
 mod lexer;
 mod literal;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use self::lexer::{Tok, Token};
+use self::cursor::Parser;
+use self::lexer::Tok;
 use self::literal::PType;
 use super::blob::BlobResolver;
 use crate::error::{Error, Result};
 use crate::mil::{
-    Argument, Binding, Block, Function, Location, NamedValueType, Operation, Program, Value,
-    ValueType,
+    Argument, Binding, Block, Function, NamedValueType, Operation, Program, Value, ValueType,
 };
 
-/// How deeply types, literals and blocks may nest before the parser gives up.
-pub const MAX_DEPTH: u32 = 64;
+pub use self::cursor::MAX_DEPTH;
 
 /// Parses MIL `text` read from `path` (used in error messages). Weights
 /// (`BLOBFILE(path = ..., offset = ...)`) are resolved through `blobs`.
@@ -65,126 +65,10 @@ pub fn parse(text: &str, path: &Path, blobs: &mut BlobResolver) -> Result<Progra
     parser.program()
 }
 
-/// Recursive-descent parser over the token list.
-struct Parser<'a> {
-    toks: Vec<Token>,
-    pos: usize,
-    path: &'a Path,
-    blobs: &'a mut BlobResolver,
-    depth: u32,
-}
-
 /// The dtype-free keywords that open a composite type.
 const TYPE_KEYWORDS: [&str; 5] = ["tensor", "state", "list", "tuple", "dict"];
 
 impl Parser<'_> {
-    // ---- token helpers -------------------------------------------------
-
-    fn token(&self, ahead: usize) -> Option<&Token> {
-        self.toks
-            .get(self.pos.saturating_add(ahead))
-            .or_else(|| self.toks.last())
-    }
-
-    fn peek(&self) -> &Tok {
-        self.peek_at(0)
-    }
-
-    fn peek_at(&self, ahead: usize) -> &Tok {
-        self.token(ahead).map(|t| &t.tok).unwrap_or(&Tok::Eof)
-    }
-
-    fn here(&self) -> Location {
-        self.token(0)
-            .map(|t| Location {
-                line: t.line,
-                column: t.column,
-            })
-            .unwrap_or(Location { line: 1, column: 1 })
-    }
-
-    fn advance(&mut self) -> Tok {
-        let tok = self.peek().clone();
-        if self.pos + 1 < self.toks.len() {
-            self.pos += 1;
-        }
-        tok
-    }
-
-    fn error_at(&self, at: Location, message: impl Into<String>) -> Error {
-        Error::MilSyntax {
-            path: self.path.to_path_buf(),
-            line: at.line,
-            column: at.column,
-            message: message.into(),
-        }
-    }
-
-    /// "expected WHAT, found TOKEN" at the current token.
-    fn expected(&self, what: &str) -> Error {
-        self.error_at(
-            self.here(),
-            format!("expected {what}, found {}", self.peek()),
-        )
-    }
-
-    fn is_punct(&self, c: char) -> bool {
-        *self.peek() == Tok::Punct(c)
-    }
-
-    fn eat_punct(&mut self, c: char) -> bool {
-        let hit = self.is_punct(c);
-        if hit {
-            self.advance();
-        }
-        hit
-    }
-
-    fn expect_punct(&mut self, c: char, context: &str) -> Result<()> {
-        if self.eat_punct(c) {
-            Ok(())
-        } else {
-            Err(self.expected(&format!("`{c}` {context}")))
-        }
-    }
-
-    fn expect_ident(&mut self, what: &str) -> Result<String> {
-        match self.peek() {
-            Tok::Ident(s) => {
-                let s = s.clone();
-                self.advance();
-                Ok(s)
-            }
-            _ => Err(self.expected(what)),
-        }
-    }
-
-    fn expect_keyword(&mut self, kw: &str) -> Result<()> {
-        match self.peek() {
-            Tok::Ident(s) if s == kw => {
-                self.advance();
-                Ok(())
-            }
-            _ => Err(self.expected(&format!("`{kw}`"))),
-        }
-    }
-
-    /// Enters one nesting level; errors past [`MAX_DEPTH`].
-    fn enter(&mut self) -> Result<()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.error_at(
-                self.here(),
-                format!("nesting deeper than {MAX_DEPTH} levels"),
-            ));
-        }
-        Ok(())
-    }
-
-    fn leave(&mut self) {
-        self.depth = self.depth.saturating_sub(1);
-    }
-
     /// True when the current token opens a type used as a literal's prefix:
     /// `tensor<`, `list<`... or a bare dtype followed by `(`.
     fn at_typed_literal(&self) -> bool {

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use super::blob::BlobResolver;
-use super::{proto, ModelFile, ModelFormat};
+use super::model_file::{ModelFile, ModelFormat};
+use super::proto;
 use crate::error::{Error, Result};
 
 /// Reads a `.mlmodel` model.
@@ -18,6 +19,6 @@ pub fn read(path: &Path) -> Result<ModelFile> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut blobs = BlobResolver::new(root);
+    let mut blobs = BlobResolver::deferred(root);
     proto::convert_model(model, path, path, ModelFormat::MlModel, &mut blobs)
 }

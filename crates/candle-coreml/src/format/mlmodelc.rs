@@ -21,7 +21,8 @@ use std::path::Path;
 use serde_json::{Map, Value as Json};
 
 use super::blob::BlobResolver;
-use super::{mil_text, ModelBody, ModelFile, ModelFormat};
+use super::mil_text;
+use super::model_file::{ModelBody, ModelFile, ModelFormat};
 use crate::description::{
     ArrayFeature, ColorSpace, DimRange, FeatureDescription, FeatureType, FunctionDescription,
     ImageFeature, Metadata, ModelDescription, ShapeFlexibility,
@@ -53,7 +54,7 @@ fn read_at(path: &Path, depth: usize) -> Result<ModelFile> {
     let mil_path = path.join("model.mil");
     let program = if mil_path.is_file() {
         let text = std::fs::read_to_string(&mil_path).map_err(|e| Error::io(&mil_path, e))?;
-        let mut blobs = BlobResolver::new(path);
+        let mut blobs = BlobResolver::deferred(path);
         Some(mil_text::parse(&text, &mil_path, &mut blobs)?)
     } else {
         None
@@ -81,6 +82,7 @@ fn read_at(path: &Path, depth: usize) -> Result<ModelFile> {
         description,
         body,
         compiled_op_histogram,
+        weights_root: path.to_path_buf(),
     })
 }
 
@@ -92,18 +94,31 @@ fn load_metadata(dir: &Path) -> Result<Option<Map<String, Json>>> {
         return Ok(None);
     }
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    let json: Json = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-        path: path.clone(),
+    parse_metadata(&bytes, &path).map(Some)
+}
+
+/// The object of a `metadata.json` held in `bytes` (read from `path`).
+fn parse_metadata(bytes: &[u8], path: &Path) -> Result<Map<String, Json>> {
+    let json: Json = serde_json::from_slice(bytes).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
         source,
     })?;
     match json {
         Json::Array(items) => match items.into_iter().next() {
-            Some(Json::Object(m)) => Ok(Some(m)),
-            _ => Err(Error::format(&path, "expected an array holding one object")),
+            Some(Json::Object(m)) => Ok(m),
+            _ => Err(Error::format(path, "expected an array holding one object")),
         },
-        Json::Object(m) => Ok(Some(m)),
-        _ => Err(Error::format(&path, "expected an array holding one object")),
+        Json::Object(m) => Ok(m),
+        _ => Err(Error::format(path, "expected an array holding one object")),
     }
+}
+
+/// The description a `metadata.json` (its bytes, read from `path`) gives on
+/// its own, with no program to complete it: what the reader makes of a
+/// compiled model's metadata. For fuzzing and tools.
+pub fn describe_metadata(bytes: &[u8], path: &Path) -> Result<ModelDescription> {
+    let meta = parse_metadata(bytes, path)?;
+    describe(path, Some(&meta), None)
 }
 
 /// The body of a model without `model.mil`: a pipeline of `modelN/`

@@ -12,7 +12,8 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 
 use super::blob::BlobResolver;
-use super::{proto, ModelFile, ModelFormat};
+use super::model_file::{ModelFile, ModelFormat};
+use super::proto;
 use crate::error::{Error, Result};
 
 /// The parts of `Manifest.json` the reader needs.
@@ -28,12 +29,12 @@ struct ItemInfo {
     path: String,
 }
 
-/// The protobuf file of the package at `package`, checked to lie inside it.
-pub fn root_model_path(package: &Path) -> Result<PathBuf> {
-    let manifest_path = package.join("Manifest.json");
-    let text = std::fs::read(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
-    let manifest: Manifest = serde_json::from_slice(&text).map_err(|source| Error::Json {
-        path: manifest_path.clone(),
+/// The root model entry's path (relative to `Data/`) named by the
+/// `Manifest.json` held in `bytes` (read from `manifest_path`), checked
+/// lexically: not empty, not absolute, no `..`.
+pub fn manifest_root_entry(bytes: &[u8], manifest_path: &Path) -> Result<PathBuf> {
+    let manifest: Manifest = serde_json::from_slice(bytes).map_err(|source| Error::Json {
+        path: manifest_path.to_path_buf(),
         source,
     })?;
     let entry = manifest
@@ -41,17 +42,13 @@ pub fn root_model_path(package: &Path) -> Result<PathBuf> {
         .get(&manifest.root_model_identifier)
         .ok_or_else(|| {
             Error::format(
-                &manifest_path,
+                manifest_path,
                 format!(
                     "rootModelIdentifier {:?} names no entry of itemInfoEntries",
                     manifest.root_model_identifier
                 ),
             )
         })?;
-    let escape = || Error::PathEscape {
-        path: manifest_path.clone(),
-        reference: entry.path.clone(),
-    };
     let rel = Path::new(&entry.path);
     if entry.path.is_empty()
         || rel.has_root()
@@ -59,9 +56,24 @@ pub fn root_model_path(package: &Path) -> Result<PathBuf> {
             .components()
             .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        return Err(escape());
+        return Err(Error::PathEscape {
+            path: manifest_path.to_path_buf(),
+            reference: entry.path.clone(),
+        });
     }
-    let joined = package.join("Data").join(rel);
+    Ok(rel.to_path_buf())
+}
+
+/// The protobuf file of the package at `package`, checked to lie inside it.
+pub fn root_model_path(package: &Path) -> Result<PathBuf> {
+    let manifest_path = package.join("Manifest.json");
+    let text = std::fs::read(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+    let rel = manifest_root_entry(&text, &manifest_path)?;
+    let escape = || Error::PathEscape {
+        path: manifest_path.clone(),
+        reference: rel.to_string_lossy().into_owned(),
+    };
+    let joined = package.join("Data").join(&rel);
     let real = joined.canonicalize().map_err(|e| Error::io(&joined, e))?;
     let root = package.canonicalize().map_err(|e| Error::io(package, e))?;
     if !real.starts_with(&root) {
@@ -82,6 +94,6 @@ pub fn read(path: &Path) -> Result<ModelFile> {
     let root = model_path
         .parent()
         .ok_or_else(|| Error::format(&model_path, "model file has no parent folder"))?;
-    let mut blobs = BlobResolver::new(root);
+    let mut blobs = BlobResolver::deferred(root);
     proto::convert_model(model, path, &model_path, ModelFormat::MlPackage, &mut blobs)
 }

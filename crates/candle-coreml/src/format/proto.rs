@@ -14,7 +14,7 @@ use coreml_proto::proto::mil_spec as milpb;
 use prost::Message;
 
 use super::blob::BlobResolver;
-use super::{ModelBody, ModelFile, ModelFormat};
+use super::model_file::{ModelBody, ModelFile, ModelFormat};
 use crate::description::{
     ArrayFeature, ColorSpace, DimRange, FeatureDescription, FeatureType, FunctionDescription,
     ImageFeature, Metadata, ModelDescription, ShapeFlexibility,
@@ -126,6 +126,7 @@ impl Converter<'_> {
             description,
             body,
             compiled_op_histogram: None,
+            weights_root: self.blobs.root().to_path_buf(),
         })
     }
 

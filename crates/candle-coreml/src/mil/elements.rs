@@ -367,6 +367,9 @@ impl TensorValue {
             TensorData::Bool(v) => each_stored(v, n, Scalar::Bool, f),
             TensorData::Str(_) => Err("string data cannot be read as numbers".into()),
             TensorData::Bytes(b) => visit_bytes(self.dtype, b.as_slice(), n, f),
+            TensorData::Unmapped => {
+                Err("weight-file data not mapped yet (ModelFile::map_weights maps it)".into())
+            }
         }
         .map_err(what)
     }
@@ -397,6 +400,7 @@ impl TensorValue {
             TensorData::Bool(v) => v.len(),
             TensorData::Str(v) => v.len(),
             TensorData::Bytes(b) => b.len().saturating_mul(8),
+            TensorData::Unmapped => 0,
         }
     }
 
@@ -584,6 +588,7 @@ fn storage_name(data: &TensorData) -> &'static str {
         TensorData::Bool(_) => "booleans",
         TensorData::Str(_) => "strings",
         TensorData::Bytes(_) => "bytes",
+        TensorData::Unmapped => "unmapped weight-file data",
     }
 }
 

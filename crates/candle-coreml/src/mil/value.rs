@@ -81,6 +81,10 @@ pub enum TensorData {
     /// Little-endian bytes in the tensor's own dtype, sub-byte types packed
     /// LSB-first (protobuf `bytes`, and blobs of weight.bin, memory-mapped).
     Bytes(ByteView),
+    /// A weight-file blob not mapped yet: [`TensorValue::blob`] says where.
+    /// Readers leave blobs unmapped (describing a model never touches its
+    /// weights); `ModelFile::map_weights` turns them into [`TensorData::Bytes`].
+    Unmapped,
 }
 
 /// Where a blob-backed constant lives in its weight file.

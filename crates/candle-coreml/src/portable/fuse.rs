@@ -17,6 +17,7 @@
 //! one before it; such programs read the pre-write value here, and are left
 //! unfused.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use crate::mil::{
@@ -175,7 +176,7 @@ fn collect_reads<'a>(op: &'a Operation, out: &mut Vec<&'a str>) {
 }
 
 /// The block's operations with every safe KV-cache update rewritten.
-pub(crate) fn fuse_state_updates(block: &Block) -> Vec<Operation> {
+pub(crate) fn fuse_state_updates(block: &Block) -> Vec<Cow<'_, Operation>> {
     let idx = Index::new(block);
     let ops = &block.operations;
     let chains: Vec<Chain> = (0..ops.len())
@@ -266,12 +267,13 @@ pub(crate) fn fuse_state_updates(block: &Block) -> Vec<Operation> {
         );
         replace.insert(c.update, seq);
     }
+    // Unchanged ops are borrowed, never cloned; only the rewritten ones are new.
     let mut out = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
         if let Some(seq) = replace.remove(&i) {
-            out.extend(seq);
+            out.extend(seq.into_iter().map(Cow::Owned));
         } else if !drop.contains(&i) {
-            out.push(op.clone());
+            out.push(Cow::Borrowed(op));
         }
     }
     out

@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::plan::{Env, Plan};
-use super::{ComputePrecision, StateStore};
+use super::dtype::compute_dtype;
+use super::plan::env::Env;
+use super::state::StateStore;
 use crate::error::{Error, Result};
 use crate::mil::{DataType, Operation, TensorValue, ValueType};
+use crate::options::ComputePrecision;
 
 /// A prepared op: parameters already parsed, ready to run many times.
 pub(crate) trait Kernel: Send + Sync {
@@ -73,8 +75,41 @@ pub(crate) enum IntsArg {
     Runtime(In),
 }
 
+/// A nested block prepared at load (`cond`'s branches, `while_loop`'s
+/// condition and body), run by its op's kernel inside the current block.
+pub(crate) trait BlockPlan: Send + Sync {
+    /// Runs the block with `inputs` bound to its block inputs; captured
+    /// values of the enclosing block are read from `outer`.
+    fn run_nested(
+        &self,
+        outer: &Env,
+        inputs: Vec<Tensor>,
+        states: &mut StateStore,
+    ) -> Result<Vec<Tensor>>;
+}
+
+/// An operand prepared at load (a constant, already cast and laid out) or
+/// read at run time; see [`OpBuilder::operand`].
+#[derive(Clone)]
+pub(crate) enum Operand {
+    /// Prepared at load.
+    Ready(Tensor),
+    /// A runtime input.
+    Input(In),
+}
+
+impl Operand {
+    /// The operand's tensor for this call.
+    pub(crate) fn get(&self, a: &Args<'_>) -> Result<Tensor> {
+        match self {
+            Operand::Ready(t) => Ok(t.clone()),
+            Operand::Input(i) => Ok(a.tensor(*i)?.clone()),
+        }
+    }
+}
+
 /// Builds nested block `index` of the op being built.
-pub(crate) type BlockBuildFn<'a> = dyn FnMut(usize, &[Tensor]) -> Result<Arc<Plan>> + 'a;
+pub(crate) type BlockBuildFn<'a> = dyn FnMut(usize) -> Result<Arc<dyn BlockPlan>> + 'a;
 
 /// The load-time view of one op.
 pub(crate) struct OpBuilder<'a> {
@@ -285,6 +320,64 @@ impl<'a> OpBuilder<'a> {
         }
     }
 
+    /// A constant boolean list, or `None` when absent (masks of
+    /// `slice_by_index` / `slice_update`).
+    pub(crate) fn opt_bools(&self, name: &str) -> Result<Option<Vec<bool>>> {
+        if !self.has(name) {
+            return Ok(None);
+        }
+        self.require_const(name)?
+            .to_bool_vec()
+            .map(Some)
+            .map_err(|e| self.err(format!("input {name:?}: {e}")))
+    }
+
+    /// The tensor bound to input `name` when it is a load-time constant, so a
+    /// builder can prepare it once (transpose, cast) instead of on every call.
+    /// The builder then keeps only its own prepared copy.
+    pub(crate) fn const_tensor(&self, name: &str) -> Option<Tensor> {
+        match self.args.get(name).map(Vec::as_slice) {
+            Some([bound]) => match &bound.source {
+                Source::Const(t) => Some(t.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Input `name` as an [`Operand`]: a constant is cast to `dtype` and
+    /// passed through `prepare` once at load; a runtime input is handed out
+    /// as is.
+    pub(crate) fn operand(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        prepare: impl FnOnce(Tensor) -> Result<Tensor>,
+    ) -> Result<Operand> {
+        match self.const_tensor(name) {
+            Some(t) => {
+                let t = prepare(t.to_dtype(dtype)?)
+                    .map_err(|e| self.err(format!("input {name:?}: {}", e.report())))?;
+                Ok(Operand::Ready(t))
+            }
+            None => Ok(Operand::Input(self.input(name)?)),
+        }
+    }
+
+    /// Optional form of [`OpBuilder::operand`].
+    pub(crate) fn opt_operand(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        prepare: impl FnOnce(Tensor) -> Result<Tensor>,
+    ) -> Result<Option<Operand>> {
+        if self.has(name) {
+            self.operand(name, dtype, prepare).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// An integer list known at load, or else a runtime input to read it from.
     pub(crate) fn ints_or_input(&mut self, name: &str) -> Result<IntsArg> {
         if self.constant(name).is_some() {
@@ -337,34 +430,13 @@ impl<'a> OpBuilder<'a> {
             .ok_or_else(|| self.err(format!("dtype {d} cannot be computed")))
     }
 
-    /// Builds nested block `index` of this op; `inputs` are example values
-    /// for the block inputs when they are known (may be empty).
-    pub(crate) fn block(&mut self, index: usize) -> Result<Arc<Plan>> {
+    /// Builds nested block `index` of this op.
+    pub(crate) fn block(&mut self, index: usize) -> Result<Arc<dyn BlockPlan>> {
         if index >= self.op.blocks.len() {
             return Err(self.err(format!("op has no block {index}")));
         }
-        (self.build_block)(index, &[])
+        (self.build_block)(index)
     }
-}
-
-/// The candle dtype a MIL dtype computes in: floats in f32 (or the program's
-/// own half type under [`ComputePrecision::Program`]), every integer type in
-/// i64 (candle's best-supported integer type on every device), bool in u8.
-pub(crate) fn compute_dtype(d: DataType, precision: ComputePrecision) -> Option<DType> {
-    Some(match d {
-        DataType::Fp64 => DType::F64,
-        DataType::Fp16 | DataType::Bf16 | DataType::Fp8E4M3Fn | DataType::Fp8E5M2 => {
-            match (precision, d) {
-                (ComputePrecision::Program, DataType::Fp16) => DType::F16,
-                (ComputePrecision::Program, DataType::Bf16) => DType::BF16,
-                _ => DType::F32,
-            }
-        }
-        DataType::Fp32 => DType::F32,
-        DataType::Bool => DType::U8,
-        DataType::String => return None,
-        _ => DType::I64,
-    })
 }
 
 /// The run-time view of one op's inputs, states and nested blocks.
@@ -421,7 +493,11 @@ impl Args<'_> {
 
     /// Runs a nested block with `inputs` bound to its block inputs, inside the
     /// current environment (so it sees the enclosing values).
-    pub(crate) fn run_block(&mut self, plan: &Plan, inputs: Vec<Tensor>) -> Result<Vec<Tensor>> {
+    pub(crate) fn run_block(
+        &mut self,
+        plan: &dyn BlockPlan,
+        inputs: Vec<Tensor>,
+    ) -> Result<Vec<Tensor>> {
         plan.run_nested(self.env, inputs, self.states)
     }
 }

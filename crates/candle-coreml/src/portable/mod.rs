@@ -1,81 +1,53 @@
 //! The portable backend: evaluates MIL programs with candle ops, so Core ML
 //! models run wherever candle does (CPU, CUDA).
 
+mod dtype;
 pub(crate) mod fuse;
 pub(crate) mod kernel;
 pub(crate) mod ops;
 pub(crate) mod plan;
 mod profile;
-pub(crate) use plan::ConstCache;
+pub(crate) mod state;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub(crate) mod values;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
+use crate::description::{FunctionDescription, ModelDescription};
+use crate::engine::dtype::io_dtype;
+use crate::engine::{downcast_state, resolve_function, Engine, EngineState, NamedTensors};
 use crate::error::{Error, Result};
-use crate::format::{ModelBody, ModelFile};
+use crate::format::{self, ModelBody, ModelFile};
 use crate::mil::{DataType, Function, TensorType, ValueType};
+use crate::options::{Backend, ModelOptions};
+pub(crate) use plan::ConstCache;
+use state::{PortableState, StateStore};
 
+pub use crate::options::ComputePrecision;
 pub use ops::supported_ops;
 
-/// The precision the portable backend computes fp16 programs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ComputePrecision {
-    /// Every float value is computed in f32 (fp64 stays f64). The default:
-    /// candle's CPU kernels are fastest and most complete in f32, and it keeps
-    /// fp16 programs closer to their fp32 source than Core ML itself.
-    #[default]
-    Float32,
-    /// Floats are computed in the program's own types (fp16 stays f16): half
-    /// the memory for weights, and the natural choice on CUDA.
-    Program,
-}
-
-/// State buffers of one [`crate::State`], in the backend's compute dtypes.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct StateStore {
-    pub(crate) buffers: BTreeMap<String, Tensor>,
-}
-
-impl StateStore {
-    /// The buffer of state `name`.
-    pub(crate) fn get(&self, name: &str) -> Result<&Tensor> {
-        self.buffers.get(name).ok_or_else(|| Error::State {
-            name: name.to_string(),
-            message: "not in this State (was it made by a model with other states?)".into(),
-        })
-    }
-
-    /// Replaces the buffer of state `name`, keeping its shape.
-    pub(crate) fn set(&mut self, name: &str, t: Tensor) -> Result<()> {
-        let old = self.get(name)?;
-        if old.dims() != t.dims() {
-            return Err(Error::State {
-                name: name.to_string(),
-                message: format!(
-                    "write of shape {:?} into a state of shape {:?}",
-                    t.dims(),
-                    old.dims()
-                ),
-            });
-        }
-        // A private copy: the fused KV-cache write updates buffers in place,
-        // which must never reach a tensor the caller or another value holds.
-        let t = t.to_dtype(old.dtype())?.copy()?;
-        self.buffers.insert(name.to_string(), t);
-        Ok(())
-    }
+/// Loads the model at `path` for the portable backend.
+pub(crate) fn load(path: &Path, options: &ModelOptions) -> Result<Box<dyn Engine>> {
+    let mut file = format::open(path)?;
+    file.map_weights()?;
+    let file = Arc::new(file);
+    let m = PortableModel::new(file, options.clone(), Arc::default())?;
+    Ok(Box::new(m))
 }
 
 /// A function of a model prepared for the portable backend.
 pub(crate) struct PortableModel {
+    file: Arc<ModelFile>,
+    /// Device tensors of the weights, shared with every `with_function` sibling.
+    consts: Arc<ConstCache>,
+    options: ModelOptions,
+    function: FunctionDescription,
     plan: Arc<plan::Plan>,
-    device: Device,
-    precision: ComputePrecision,
     /// Declared types of the function's (non-state) inputs.
     inputs: Vec<(String, TensorType)>,
     /// Declared types of the states.
@@ -85,87 +57,71 @@ pub(crate) struct PortableModel {
 }
 
 impl PortableModel {
-    /// Prepares `function` of `file` on `device`.
-    pub(crate) fn load(
-        file: &ModelFile,
-        function: &str,
-        device: &Device,
-        precision: ComputePrecision,
-        consts: &plan::ConstCache,
-    ) -> Result<Self> {
+    /// Prepares the function `options.function` (or the default) of `file`
+    /// on `options.device`, sharing device constants through `consts`.
+    fn new(file: Arc<ModelFile>, options: ModelOptions, consts: Arc<ConstCache>) -> Result<Self> {
         // NeuralNetworks and pipelines run as the MIL program they translate to.
         let translated;
         let program = match &file.body {
             ModelBody::Program(p) => p,
             _ => {
-                translated = crate::neuralnetwork::pipeline::program_of(file)?;
+                translated = crate::neuralnetwork::pipeline::program_of(&file)?;
                 &translated
             }
         };
+        let name = resolve_function(&file.description, options.function.as_deref())?;
         let f = program
-            .function(function)
+            .function(&name)
             .ok_or_else(|| Error::UnknownFunction {
-                name: function.to_string(),
+                name: name.clone(),
                 available: program.functions.iter().map(|f| f.name.clone()).collect(),
             })?;
-        let registry = ops::Registry::new();
+        let function =
+            file.description
+                .function(&name)
+                .cloned()
+                .ok_or_else(|| Error::UnknownFunction {
+                    name: name.clone(),
+                    available: file
+                        .description
+                        .functions
+                        .iter()
+                        .map(|f| f.name.clone())
+                        .collect(),
+                })?;
+        let registry = ops::registry();
         let ctx = plan::BuildCtx {
             registry: &registry,
-            device,
-            precision,
-            function,
-            consts,
+            device: &options.device,
+            precision: options.precision,
+            function: &name,
+            consts: &consts,
         };
         let plan = plan::build_function(&ctx, f)?;
         let (inputs, states) = split_inputs(f);
         let outputs = output_dtypes(f)?;
         Ok(Self {
+            file,
+            consts,
+            options,
+            function,
             plan: Arc::new(plan),
-            device: device.clone(),
-            precision,
             inputs,
             states,
             outputs,
         })
     }
 
-    /// The declared types of the states.
-    pub(crate) fn state_types(&self) -> &[(String, TensorType)] {
-        &self.states
-    }
-
-    /// Zero-initialised state buffers.
-    pub(crate) fn make_state(&self) -> Result<StateStore> {
-        let mut buffers = BTreeMap::new();
-        for (name, ty) in &self.states {
-            let shape = ty.fixed_shape().ok_or_else(|| Error::State {
-                name: name.clone(),
-                message: format!("state type {ty} has no fixed shape"),
-            })?;
-            let dtype =
-                kernel::compute_dtype(ty.dtype, self.precision).ok_or_else(|| Error::State {
-                    name: name.clone(),
-                    message: format!("unsupported state dtype {}", ty.dtype),
-                })?;
-            buffers.insert(name.clone(), Tensor::zeros(shape, dtype, &self.device)?);
-        }
-        Ok(StateStore { buffers })
-    }
-
-    /// Runs the function. `inputs` are keyed by name and already checked
-    /// against the description.
-    pub(crate) fn predict(
+    /// Runs the function on checked inputs with `states`.
+    fn run(
         &self,
         inputs: &HashMap<String, Tensor>,
         states: &mut StateStore,
-    ) -> Result<Vec<(String, Tensor)>> {
-        for (name, _) in &self.states {
-            states.get(name)?;
-        }
+    ) -> Result<NamedTensors> {
         let mut bound = Vec::with_capacity(self.plan.inputs.len());
         for (name, _) in &self.plan.inputs {
             let t = inputs.get(name).ok_or_else(|| Error::MissingInput {
-                function: String::new(),
+                function: self.function.name.clone(),
                 input: name.clone(),
             })?;
             let ty = self
@@ -174,9 +130,9 @@ impl PortableModel {
                 .find(|(n, _)| n == name)
                 .map(|(_, t)| t.dtype);
             let dtype = ty
-                .and_then(|d| kernel::compute_dtype(d, self.precision))
+                .and_then(|d| dtype::compute_dtype(d, self.options.precision))
                 .unwrap_or(t.dtype());
-            bound.push(t.to_device(&self.device)?.to_dtype(dtype)?);
+            bound.push(t.to_device(&self.options.device)?.to_dtype(dtype)?);
         }
         let outs = self.plan.run(bound, states)?;
         self.outputs
@@ -188,13 +144,75 @@ impl PortableModel {
                 let t = if self.states.is_empty() { t } else { t.copy()? };
                 // Core ML hands rank-0 outputs back as shape [1].
                 let t = if t.rank() == 0 { t.reshape(1)? } else { t };
-                let t = match values::io_dtype(*d) {
+                let t = match io_dtype(*d) {
                     Some(io) if io != t.dtype() => t.to_dtype(io)?,
                     _ => t,
                 };
                 Ok((name.clone(), t))
             })
             .collect()
+    }
+}
+
+impl Engine for PortableModel {
+    fn backend(&self) -> Backend {
+        Backend::Portable
+    }
+
+    fn description(&self) -> &ModelDescription {
+        &self.file.description
+    }
+
+    fn function(&self) -> &FunctionDescription {
+        &self.function
+    }
+
+    fn file(&self) -> Option<&ModelFile> {
+        Some(&self.file)
+    }
+
+    fn with_function(&self, name: &str) -> Result<Box<dyn Engine>> {
+        let mut options = self.options.clone();
+        options.function = Some(name.to_string());
+        let m = PortableModel::new(self.file.clone(), options, self.consts.clone())?;
+        Ok(Box::new(m))
+    }
+
+    fn predict(
+        &self,
+        inputs: &HashMap<String, Tensor>,
+        state: Option<&mut dyn EngineState>,
+    ) -> Result<NamedTensors> {
+        match state {
+            Some(s) if !self.states.is_empty() => {
+                let s = downcast_state::<PortableState>(s, Backend::Portable)?;
+                s.check_compatible(&self.states)?;
+                self.run(inputs, &mut s.store)
+            }
+            _ if !self.states.is_empty() => Err(Error::State {
+                name: self
+                    .states
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                message: format!(
+                    "function {:?} is stateful: predict with a state",
+                    self.function.name
+                ),
+            }),
+            // A stateless function ignores a state it is given (a State
+            // serves every function of a model).
+            _ => self.run(inputs, &mut StateStore::default()),
+        }
+    }
+
+    fn make_state(&self) -> Result<Box<dyn EngineState>> {
+        let store = StateStore::zeros(&self.states, &self.options.device, self.options.precision)?;
+        Ok(Box::new(PortableState {
+            store,
+            types: self.states.iter().cloned().collect(),
+        }))
     }
 }
 
@@ -220,7 +238,7 @@ fn split_inputs(f: &Function) -> (Typed, Typed) {
 }
 
 /// Output names with their declared dtypes, found among the function's inputs
-/// and op outputs.
+/// and op outputs. An output that is not a tensor is refused at load.
 fn output_dtypes(f: &Function) -> Result<Vec<(String, DataType)>> {
     let mut types: HashMap<&str, &ValueType> =
         f.inputs.iter().map(|i| (i.name.as_str(), &i.ty)).collect();
@@ -237,11 +255,12 @@ fn output_dtypes(f: &Function) -> Result<Vec<(String, DataType)>> {
                 .get(name.as_str())
                 .and_then(|t| t.as_tensor())
                 .map(|t| t.dtype)
-                .ok_or_else(|| {
-                    Error::msg(format!(
-                        "function {:?}: output {name:?} is not a tensor",
+                .ok_or_else(|| Error::Unsupported {
+                    what: format!(
+                        "output {name:?} of function {:?}, which is not a tensor",
                         f.name
-                    ))
+                    ),
+                    backend: "portable",
                 })?;
             Ok((name.clone(), d))
         })

@@ -2,14 +2,15 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::ops::Registry;
+use super::ops::registry;
 use super::plan::{build_function, BuildCtx, Plan};
-use super::{ComputePrecision, StateStore};
+use super::state::StateStore;
 use crate::error::Result;
 use crate::mil::{
     Argument, Binding, Block, DataType, Function, NamedValueType, Operation, TensorData,
     TensorType, TensorValue, Value, ValueType,
 };
+use crate::options::ComputePrecision;
 
 /// A runtime input or a constant argument of a test op.
 pub(crate) enum Arg {
@@ -214,7 +215,7 @@ pub(crate) fn build_program(ops: &[TestOp<'_>]) -> Result<()> {
 
 /// Prepares `f` on the CPU in f32, as `Model::load` would.
 fn prepare(f: &Function) -> Result<Plan> {
-    let registry = Registry::new();
+    let registry = registry();
     let ctx = BuildCtx {
         registry: &registry,
         device: &Device::Cpu,

@@ -2,10 +2,10 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::kernel::compute_dtype;
-use super::ComputePrecision;
+use super::dtype::compute_dtype;
 use crate::error::{Error, Result};
 use crate::mil::{DataType, TensorData, TensorValue};
+use crate::options::ComputePrecision;
 
 /// A MIL constant as a candle tensor in its compute dtype on `device`;
 /// `None` for strings, which have no tensor form.
@@ -80,27 +80,4 @@ pub(crate) fn tensor_to_value(t: &Tensor, dtype: DataType) -> Result<TensorValue
         return Err(Error::msg(format!("no tensor form for {dtype}")));
     };
     Ok(TensorValue::new(dtype, shape, data))
-}
-
-/// The candle dtype a model input or output of MIL dtype `d` is exchanged in
-/// with the caller (the model's own dtype, as close as candle has it).
-pub(crate) fn io_dtype(d: DataType) -> Option<DType> {
-    Some(match d {
-        DataType::Fp16 => DType::F16,
-        DataType::Bf16 => DType::BF16,
-        DataType::Fp32 | DataType::Fp8E4M3Fn | DataType::Fp8E5M2 => DType::F32,
-        DataType::Fp64 => DType::F64,
-        DataType::Int32 => DType::I32,
-        DataType::Int16 | DataType::Int8 => DType::I16,
-        DataType::Int64 | DataType::UInt64 | DataType::Int4 => DType::I64,
-        DataType::UInt32 | DataType::UInt16 => DType::U32,
-        DataType::Bool
-        | DataType::UInt8
-        | DataType::UInt1
-        | DataType::UInt2
-        | DataType::UInt3
-        | DataType::UInt4
-        | DataType::UInt6 => DType::U8,
-        DataType::String => return None,
-    })
 }

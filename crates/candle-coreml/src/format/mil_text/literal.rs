@@ -1,8 +1,8 @@
 //! Literals of MIL text: parsed untyped first ([`Lit`]), then typed into
 //! [`Value`]s by the declared type ([`PType`]).
 
+use super::cursor::Parser;
 use super::lexer::{self, Num, Tok};
-use super::Parser;
 use crate::error::Result;
 use crate::mil::{DataType, Dim, Location, TensorData, TensorType, TensorValue, Value, ValueType};
 

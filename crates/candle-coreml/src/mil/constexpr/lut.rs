@@ -1,11 +1,11 @@
 //! Palettized weights: `constexpr_lut_to_dense` (iOS16 and iOS18 forms) and
 //! `constexpr_lut_to_sparse`.
 
-use super::sparse::{gather, mask_bits};
-use super::{
+use super::params::{
     byte_width, check_blocks, dense, element_count, in_param, normalize_axis, strides, walk_blocks,
     Params,
 };
+use super::sparse::{gather, mask_bits};
 use crate::mil::elements::unpack_bits;
 use crate::mil::types::DataType;
 use crate::mil::value::{TensorData, TensorValue};

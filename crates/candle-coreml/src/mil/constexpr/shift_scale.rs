@@ -3,8 +3,8 @@
 
 use half::f16;
 
+use super::params::{dense, element_count, in_param, normalize_axis, strides, walk_blocks, Params};
 use super::sparse::{mask_bits, scatter_f32};
-use super::{dense, element_count, in_param, normalize_axis, strides, walk_blocks, Params};
 use crate::mil::elements::encode_floats;
 use crate::mil::types::DataType;
 use crate::mil::value::TensorValue;
@@ -155,7 +155,7 @@ fn shift_scale(
     };
     let mut out = vec![0f32; data.len()];
     let steps = strides(shape);
-    super::check_blocks(shape, &scale.shape, "scale")?;
+    super::params::check_blocks(shape, &scale.shape, "scale")?;
     walk_blocks(shape, &scale.shape, &steps, |flat, block, _| {
         let (Some(&x), Some(&m), Some(slot)) = (data.get(flat), s.get(block), out.get_mut(flat))
         else {

@@ -1,7 +1,7 @@
 //! Sparse weights: `constexpr_sparse_to_dense`, and the mask helpers the
 //! joint sparse ops share.
 
-use super::{dense, element_count, in_param, Params};
+use super::params::{dense, element_count, in_param, Params};
 use crate::mil::elements::{pack_bits, unpack_bits};
 use crate::mil::value::TensorValue;
 

@@ -227,7 +227,7 @@ pub(super) unsafe fn array_over<K: 'static>(
             deallocator.as_deref(),
         )
     };
-    array.map_err(|e| super::native_error("cannot wrap a buffer in an MLMultiArray", &e))
+    array.map_err(|e| super::support::native_error("cannot wrap a buffer in an MLMultiArray", &e))
 }
 
 /// Shape, strides (elements, checked non-negative) and element type of `a`.
@@ -239,15 +239,15 @@ pub(super) fn layout_of(a: &MLMultiArray) -> Result<(Vec<usize>, Vec<usize>, Ele
         .iter()
         .map(|s| usize::try_from(s.as_isize()))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|_| Error::Native("MLMultiArray with negative strides".into()))?;
+        .map_err(|_| Error::native("MLMultiArray with negative strides"))?;
     if strides.len() != shape.len() {
-        return Err(Error::Native(format!(
+        return Err(Error::native(format!(
             "MLMultiArray with shape {shape:?} but {} strides",
             strides.len()
         )));
     }
     let elem = Elem::from_ml(t)
-        .ok_or_else(|| Error::Native(format!("unsupported MLMultiArray data type {}", t.0)))?;
+        .ok_or_else(|| Error::native(format!("unsupported MLMultiArray data type {}", t.0)))?;
     Ok((shape, strides, elem))
 }
 
@@ -270,7 +270,7 @@ fn with_bytes<R>(a: &MLMultiArray, need: usize, f: impl FnOnce(&[u8]) -> Result<
     let run = |ptr: NonNull<c_void>, len: usize| {
         if let Some(f) = f.borrow_mut().take() {
             let r = if len < need {
-                Err(Error::Native(format!(
+                Err(Error::native(format!(
                     "MLMultiArray buffer of {len} bytes, {need} needed"
                 )))
             } else {
@@ -302,7 +302,7 @@ fn with_bytes<R>(a: &MLMultiArray, need: usize, f: impl FnOnce(&[u8]) -> Result<
         run(ptr, need);
     }
     out.into_inner()
-        .unwrap_or_else(|| Err(Error::Native("MLMultiArray handler was not called".into())))
+        .unwrap_or_else(|| Err(Error::native("MLMultiArray handler was not called")))
 }
 
 /// Copies `a` into a new CPU tensor, honouring its strides.
@@ -312,7 +312,7 @@ pub(super) fn read_array(a: &MLMultiArray) -> Result<Tensor> {
     let need = span(&shape, &strides)
         .and_then(|s| s.checked_mul(elem.size()))
         .ok_or_else(|| {
-            Error::Native(format!(
+            Error::native(format!(
                 "MLMultiArray shape {shape:?} strides {strides:?} overflow"
             ))
         })?;
@@ -329,7 +329,7 @@ pub(super) fn read_array(a: &MLMultiArray) -> Result<Tensor> {
 pub(super) fn write_array(a: &MLMultiArray, shape: &[usize], elem: Elem, src: &[u8]) -> Result<()> {
     let (got_shape, _, got_elem) = layout_of(a)?;
     if got_shape != ml_shape(shape) || got_elem != elem {
-        return Err(Error::Native(format!(
+        return Err(Error::native(format!(
             "buffer is {got_elem:?} {got_shape:?}, value is {elem:?} {shape:?}"
         )));
     }
@@ -357,7 +357,7 @@ pub(super) fn write_array(a: &MLMultiArray, shape: &[usize], elem: Elem, src: &[
     unsafe { a.getMutableBytesWithHandler(&block) };
     result
         .into_inner()
-        .unwrap_or_else(|| Err(Error::Native("MLMultiArray handler was not called".into())))
+        .unwrap_or_else(|| Err(Error::native("MLMultiArray handler was not called")))
 }
 
 fn scatter_checked(
@@ -372,14 +372,14 @@ fn scatter_checked(
         .iter()
         .map(|&s| usize::try_from(s))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|_| Error::Native("MLMultiArray with negative strides".into()))?;
+        .map_err(|_| Error::native("MLMultiArray with negative strides"))?;
     let need = span(shape, &strides).and_then(|s| s.checked_mul(elem_size));
     let n = elem_count(shape)?;
     if strides.len() != shape.len()
         || need.is_none_or(|need| need > len)
         || src.len() != n * elem_size
     {
-        return Err(Error::Native(format!(
+        return Err(Error::native(format!(
             "cannot write {} bytes into an MLMultiArray of {len} bytes, shape {shape:?}, strides {strides:?}",
             src.len()
         )));

@@ -38,7 +38,7 @@ pub(super) fn describe(
         (
             features(&d.inputDescriptionsByName(), path)?,
             features(&d.outputDescriptionsByName(), path)?,
-            if super::has_macos15_apis() {
+            if super::support::has_macos15_apis() {
                 features(&d.stateDescriptionsByName(), path)?
             } else {
                 Vec::new()

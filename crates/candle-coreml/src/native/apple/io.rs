@@ -32,10 +32,10 @@ use objc2_core_ml::{
 use objc2_foundation::{NSDictionary, NSString};
 
 use super::array::{array_over, elem_count, read_array, Buffer, Elem};
-use super::{native_error, ns};
+use super::support::{native_error, ns};
 use crate::description::{FeatureDescription, FeatureType};
+use crate::engine::dtype::convert_dtype;
 use crate::error::{Error, Result};
-use crate::model::convert_dtype;
 
 /// What Core ML takes for one input.
 #[derive(Debug, Clone)]
@@ -307,19 +307,32 @@ pub(super) struct OutputSpec {
 }
 
 impl OutputSpec {
-    pub fn new(f: &FeatureDescription) -> Self {
+    /// The spec of output `f` of `function`. An output that cannot become a
+    /// tensor (image, string, dictionary, sequence) is refused here, at load,
+    /// rather than missing from every prediction.
+    pub fn new(f: &FeatureDescription, function: &str) -> Result<Self> {
         let fixed = match &f.ty {
             FeatureType::MultiArray(a) if a.flexibility.is_none() && !a.shape.is_empty() => a
                 .dtype
                 .and_then(Elem::from_data_type)
                 .filter(|&e| e != Elem::I8)
                 .map(|e| (e, a.shape.clone())),
-            _ => None,
+            FeatureType::MultiArray(_) | FeatureType::Int64 | FeatureType::Double => None,
+            other => {
+                return Err(Error::Unsupported {
+                    what: format!(
+                        "output {:?} of function {function:?}, of feature type {}",
+                        f.name,
+                        other.kind()
+                    ),
+                    backend: "native",
+                })
+            }
         };
-        Self {
+        Ok(Self {
             name: f.name.clone(),
             fixed,
-        }
+        })
     }
 }
 
@@ -415,8 +428,9 @@ impl OutputBackings {
     }
 }
 
-/// Reads every declared output from Core ML's result, in order. Outputs
-/// that are not tensors (strings, dictionaries, images) are left out.
+/// Reads every declared output from Core ML's result, in order. Every
+/// output was checked at load to have a tensor form; a value of another
+/// type is an error.
 pub(super) fn read_outputs(
     specs: &[OutputSpec],
     provider: &ProtocolObject<dyn MLFeatureProvider>,
@@ -426,13 +440,13 @@ pub(super) fn read_outputs(
     for (i, spec) in specs.iter().enumerate() {
         // SAFETY: looking a name up in Core ML's result provider.
         let value = unsafe { provider.featureValueForName(&ns(&spec.name)) }
-            .ok_or_else(|| Error::Native(format!("Core ML returned no output {:?}", spec.name)))?;
+            .ok_or_else(|| Error::native(format!("Core ML returned no output {:?}", spec.name)))?;
         // SAFETY: read-only properties of a feature value, read per its type.
         let tensor = match unsafe { value.r#type() } {
             MLFeatureType::MultiArray => {
                 // SAFETY: the value is a multi-array (checked just above).
                 let array = unsafe { value.multiArrayValue() }.ok_or_else(|| {
-                    Error::Native(format!("output {:?}: no multi-array", spec.name))
+                    Error::native(format!("output {:?}: no multi-array", spec.name))
                 })?;
                 match backings.take(i, &array) {
                     Some(t) => t?,
@@ -443,7 +457,12 @@ pub(super) fn read_outputs(
             MLFeatureType::Int64 => Tensor::new(unsafe { value.int64Value() }, &Device::Cpu)?,
             // SAFETY: the value is a Double (checked).
             MLFeatureType::Double => Tensor::new(unsafe { value.doubleValue() }, &Device::Cpu)?,
-            _ => continue,
+            other => {
+                return Err(Error::native(format!(
+                    "output {:?}: Core ML returned a value of feature type {}, not a tensor",
+                    spec.name, other.0
+                )))
+            }
         };
         out.push((spec.name.clone(), tensor));
     }

@@ -8,11 +8,12 @@ use objc2::rc::Retained;
 use objc2_core_ml::{MLComputeUnits, MLModel, MLModelConfiguration};
 use objc2_foundation::NSURL;
 
-use super::{has_macos15_apis, native_error, ns};
+use super::support::{has_macos15_apis, native_error, ns};
 use crate::description::ModelDescription;
+use crate::engine::resolve_function;
 use crate::error::{Error, Result};
 use crate::format;
-use crate::model::{ComputeUnits, ModelOptions};
+use crate::options::{ComputeUnits, ModelOptions};
 
 /// A loaded model and what we learnt on the way.
 pub(super) struct Loaded {
@@ -32,8 +33,8 @@ pub(super) fn load(path: &Path, options: &ModelOptions) -> Result<Loaded> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     // Our reader tells the function names and their order; Core ML's own
     // description only covers the function it loads. A model our reader
-    // cannot parse still loads: Core ML is the authority here.
-    let file_description = format::open(path).ok().map(|f| f.description);
+    // cannot describe still loads: Core ML is the authority here.
+    let file_description = format::describe(path).ok();
     let function = pick_function(options.function.as_deref(), file_description.as_ref())?;
     let multifunction = file_description
         .as_ref()
@@ -61,17 +62,12 @@ pub(super) fn load(path: &Path, options: &ModelOptions) -> Result<Loaded> {
     })
 }
 
-/// The function to run: the one asked for (checked against the file when
-/// it could be read), else the model's default, else `main`.
+/// The function to run: resolved against the file's description when our
+/// reader could read it; else the one asked for, or `main`.
 fn pick_function(asked: Option<&str>, file: Option<&ModelDescription>) -> Result<String> {
-    match (asked, file) {
-        (Some(name), Some(d)) if d.function(name).is_none() => Err(Error::UnknownFunction {
-            name: name.to_string(),
-            available: d.functions.iter().map(|f| f.name.clone()).collect(),
-        }),
-        (Some(name), _) => Ok(name.to_string()),
-        (None, Some(d)) if !d.default_function.is_empty() => Ok(d.default_function.clone()),
-        (None, _) => Ok("main".to_string()),
+    match file {
+        Some(d) if !d.default_function.is_empty() || asked.is_some() => resolve_function(d, asked),
+        _ => Ok(asked.unwrap_or("main").to_string()),
     }
 }
 
@@ -166,7 +162,7 @@ fn compile_cached(path: &Path, cache: &Path) -> Result<PathBuf> {
     let compiled = unsafe { MLModel::compileModelAtURL_error(&url) }
         .map_err(|e| native_error(&format!("{}: cannot compile", path.display()), &e))?;
     let tmp = compiled.to_file_path().ok_or_else(|| {
-        Error::Native(format!(
+        Error::native(format!(
             "{}: compiled model has no file path",
             path.display()
         ))

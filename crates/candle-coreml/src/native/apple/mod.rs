@@ -1,7 +1,7 @@
 //! The native backend on Apple platforms: Apple's Core ML runtime through
 //! objc2 (`objc2-core-ml`).
 //!
-//! - [`load`]: `.mlmodelc` loaded directly; `.mlpackage` / `.mlmodel`
+//! - [`mod@load`]: `.mlmodelc` loaded directly; `.mlpackage` / `.mlmodel`
 //!   compiled once by Core ML and cached; `MLModelConfiguration` from
 //!   [`ModelOptions`].
 //! - [`description`]: Core ML's `MLModelDescription` into our
@@ -12,11 +12,11 @@
 //!
 //! # Thread safety
 //!
-//! [`NativeModel`] is `Send + Sync`: Apple documents `MLModel`'s prediction
+//! [`NativeModel`](model::NativeModel) is `Send + Sync`: Apple documents `MLModel`'s prediction
 //! methods as safe to call from several threads at once (Swift marks `MLModel`
 //! `Sendable`), and after loading we never mutate the model or its
-//! configuration; everything else in [`NativeModel`] is plain Rust data or an
-//! atomic. [`NativeState`] is `Send + Sync` too, but every call that changes a
+//! configuration; everything else in [`NativeModel`](model::NativeModel) is plain Rust data or an
+//! atomic. [`NativeState`](state::NativeState) is `Send + Sync` too, but every call that changes a
 //! state (a prediction, `write`, `reset`) takes `&mut NativeState`, so the
 //! borrow checker forbids two predictions on one `MLState` at once (Core ML
 //! does not support that); shared `&NativeState` only allows `read`, which
@@ -29,254 +29,19 @@ mod array;
 mod description;
 mod io;
 mod load;
+mod model;
 pub(crate) mod probe;
 mod state;
+mod support;
+mod timing;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
-use candle_core::{Device, Tensor};
-use objc2::rc::{autoreleasepool, Retained};
-use objc2::runtime::ProtocolObject;
-use objc2_core_ml::{MLFeatureProvider, MLModel, MLPredictionOptions, MLState};
-use objc2_foundation::{NSError, NSString};
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::options::ModelOptions;
 
-use crate::description::ModelDescription;
-use crate::error::{Error, Result};
-use crate::model::ModelOptions;
-
-pub(crate) use state::NativeState;
-
-/// An `MLModel` that may be shared between threads.
-struct SharedModel(Retained<MLModel>);
-
-// SAFETY: Apple documents MLModel's prediction methods as thread-safe (one
-// model may serve concurrent predictions; Swift declares MLModel Sendable).
-// Through this wrapper we only call prediction, `modelDescription` and
-// `newState`, all read-only with respect to the model; the configuration is
-// set before loading and never changed afterwards.
-unsafe impl Send for SharedModel {}
-// SAFETY: as for Send: only thread-safe, non-mutating methods are called
-// through a shared reference.
-unsafe impl Sync for SharedModel {}
-
-/// A model loaded by Apple's Core ML runtime.
-pub(crate) struct NativeModel {
-    model: SharedModel,
-    description: ModelDescription,
-    /// The function this model runs.
-    function: String,
-    /// Inputs of that function as Core ML declares them.
-    inputs: Vec<io::InputSpec>,
-    /// Outputs, in description order.
-    outputs: Vec<io::OutputSpec>,
-    /// States (empty for stateless models).
-    states: Vec<state::StateSpec>,
-    /// Device outputs are moved to (CPU or Metal).
-    device: Device,
-    /// Whether Core ML writes fixed-shape outputs straight into our buffers
-    /// (`MLPredictionOptions.outputBackings`); turned off for good the first
-    /// time Core ML refuses them.
-    output_backings: AtomicBool,
-}
-
-const _: () = {
-    const fn send_sync<T: Send + Sync>() {}
-    send_sync::<NativeModel>();
-    send_sync::<NativeState>();
-};
-
-impl NativeModel {
-    /// Loads (compiling and caching when needed) the model at `path`.
-    pub(crate) fn load(path: &Path, options: &ModelOptions) -> Result<Self> {
-        if options.device.is_cuda() {
-            return Err(Error::BackendUnavailable {
-                backend: "native",
-                reason: "Core ML cannot return CUDA tensors; use Device::Cpu or Device::Metal"
-                    .into(),
-            });
-        }
-        let loaded = load::load(path, options)?;
-        let function = loaded.function.clone();
-        let description =
-            description::describe(&loaded.model, &function, path, loaded.file_description)?;
-        let f = description.function(&function).ok_or_else(|| {
-            Error::msg(format!(
-                "{}: function {function:?} not described",
-                path.display()
-            ))
-        })?;
-        let inputs = f.inputs.iter().map(io::InputSpec::new).collect();
-        let outputs = f.outputs.iter().map(io::OutputSpec::new).collect();
-        let states = f
-            .states
-            .iter()
-            .map(state::StateSpec::new)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
-            model: SharedModel(loaded.model),
-            description,
-            function,
-            inputs,
-            outputs,
-            states,
-            device: options.device.clone(),
-            output_backings: AtomicBool::new(true),
-        })
-    }
-
-    /// The model's description as Core ML reports it.
-    pub(crate) fn description(&self) -> &ModelDescription {
-        &self.description
-    }
-
-    /// Runs one prediction. A stateful model needs `state`.
-    pub(crate) fn predict(
-        &self,
-        inputs: &HashMap<String, Tensor>,
-        state: Option<&mut NativeState>,
-    ) -> Result<Vec<(String, Tensor)>> {
-        if let Some(s) = &state {
-            s.check_compatible(&self.states)?;
-        } else if !self.states.is_empty() {
-            return Err(Error::State {
-                name: self
-                    .states
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                message: format!(
-                    "function {:?} is stateful: predict with a state",
-                    self.function
-                ),
-            });
-        }
-        // A stateless function ignores a state it is given (a State serves
-        // every function of a model).
-        let state = state
-            .filter(|_| !self.states.is_empty())
-            .and_then(|s| s.ml_state());
-        let use_backings = self.output_backings.load(Ordering::Relaxed);
-        let outputs = match self.predict_once(inputs, state, use_backings, None) {
-            Err(e @ Error::Native(_)) if use_backings => {
-                // Core ML refused the prediction with our output buffers:
-                // retry without them and, if that works, stop offering them.
-                // This assumes Core ML rejects unusable backings before it
-                // runs the model (a state is then not advanced twice); a
-                // failure inside the run is merely repeated, once per call,
-                // until the plain path has worked once.
-                let retry = self.predict_once(inputs, state, false, None);
-                if retry.is_ok() {
-                    self.output_backings.store(false, Ordering::Relaxed);
-                }
-                retry.map_err(|_| e)?
-            }
-            other => other?,
-        };
-        if matches!(self.device, Device::Cpu) {
-            return Ok(outputs);
-        }
-        outputs
-            .into_iter()
-            .map(|(n, t)| Ok((n, t.to_device(&self.device)?)))
-            .collect()
-    }
-
-    /// One prediction inside an autorelease pool, so that the objects Core ML
-    /// autoreleases (feature values, arrays over our memory) are freed before
-    /// we return. `timing`, when given, receives the time of each phase.
-    fn predict_once(
-        &self,
-        inputs: &HashMap<String, Tensor>,
-        state: Option<&MLState>,
-        use_backings: bool,
-        timing: Option<&mut probe::Timing>,
-    ) -> Result<Vec<(String, Tensor)>> {
-        let start = Instant::now();
-        let prepared = io::prepare_inputs(&self.inputs, inputs, &self.function)?;
-        autoreleasepool(|_| {
-            let bound = io::bind_inputs(&prepared)?;
-            let mut backings = if use_backings {
-                io::OutputBackings::new(&self.outputs)?
-            } else {
-                io::OutputBackings::none()
-            };
-            let options = backings.options();
-            let before_call = Instant::now();
-            let result = self.call_core_ml(&bound.provider, state, options.as_deref());
-            let after_call = Instant::now();
-            let provider = result.map_err(|e| native_error("prediction failed", &e))?;
-            let outputs = io::read_outputs(&self.outputs, &provider, &mut backings);
-            // Core ML is done with the input memory: release what we hold
-            // over it before the storage guards go.
-            drop(provider);
-            drop(options);
-            drop(bound);
-            if let Some(t) = timing {
-                t.add(
-                    before_call - start,
-                    after_call - before_call,
-                    after_call.elapsed(),
-                );
-            }
-            outputs
-        })
-    }
-
-    fn call_core_ml(
-        &self,
-        provider: &ProtocolObject<dyn MLFeatureProvider>,
-        state: Option<&MLState>,
-        options: Option<&MLPredictionOptions>,
-    ) -> Result<Retained<ProtocolObject<dyn MLFeatureProvider>>, Retained<NSError>> {
-        let model = &self.model.0;
-        match (state, options) {
-            // SAFETY: `provider` holds a feature value for every input Core ML
-            // declares (checked by `prepare_inputs`), each backed by memory that
-            // stays valid and unmodified until this call returns (storage
-            // guards in `bound`); `options` only holds output backings of the
-            // shape and dtype Core ML declares, over live buffers; the state
-            // was made by a model with the same states (`check_compatible`).
-            (Some(s), Some(o)) => unsafe {
-                model.predictionFromFeatures_usingState_options_error(provider, s, o)
-            },
-            // SAFETY: as above.
-            (Some(s), None) => unsafe {
-                model.predictionFromFeatures_usingState_error(provider, s)
-            },
-            // SAFETY: as above.
-            (None, Some(o)) => unsafe { model.predictionFromFeatures_options_error(provider, o) },
-            // SAFETY: as above.
-            (None, None) => unsafe { model.predictionFromFeatures_error(provider) },
-        }
-    }
-
-    /// A fresh state (zero-filled buffers) for the model's states.
-    pub(crate) fn make_state(&self) -> Result<NativeState> {
-        NativeState::new(&self.model.0, &self.states, &self.function)
-    }
-}
-
-/// An [`Error::Native`] from an `NSError`.
-fn native_error(what: &str, e: &NSError) -> Error {
-    Error::Native(format!("{what}: {}", e.localizedDescription()))
-}
-
-/// True on systems with the macOS 15 / iOS 18 Core ML APIs (functions, states).
-fn has_macos15_apis() -> bool {
-    objc2::available!(
-        macos = 15.0,
-        ios = 18.0,
-        tvos = 18.0,
-        visionos = 2.0,
-        watchos = 11.0
-    )
-}
-
-/// An `NSString` from a Rust string.
-fn ns(s: &str) -> Retained<NSString> {
-    NSString::from_str(s)
+/// Loads the model at `path` with Core ML.
+pub(crate) fn load(path: &Path, options: &ModelOptions) -> Result<Box<dyn Engine>> {
+    Ok(Box::new(model::NativeModel::load(path, options)?))
 }

@@ -9,10 +9,12 @@ use objc2::rc::Retained;
 use objc2_core_ml::{MLModel, MLMultiArray, MLState};
 
 use super::array::{read_array, write_array, Buffer, Elem};
-use super::{has_macos15_apis, ns};
+use super::support::{has_macos15_apis, ns};
 use crate::description::{FeatureDescription, FeatureType};
+use crate::engine::dtype::convert_dtype;
+use crate::engine::EngineState;
 use crate::error::{Error, Result};
-use crate::model::convert_dtype;
+use crate::options::Backend;
 
 /// One state as Core ML declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,8 +114,7 @@ impl NativeState {
         Ok(())
     }
 
-    /// Names of the states held.
-    pub(crate) fn names(&self) -> Vec<String> {
+    fn state_names(&self) -> Vec<String> {
         self.specs.iter().map(|s| s.name.clone()).collect()
     }
 
@@ -123,7 +124,7 @@ impl NativeState {
             .find(|s| s.name == name)
             .ok_or_else(|| Error::State {
                 name: name.to_string(),
-                message: format!("no such state; the State holds {:?}", self.names()),
+                message: format!("no such state; the State holds {:?}", self.state_names()),
             })
     }
 
@@ -152,14 +153,24 @@ impl NativeState {
             })
         })
     }
+}
+
+impl EngineState for NativeState {
+    fn backend(&self) -> Backend {
+        Backend::Native
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.state_names()
+    }
 
     /// A copy of state `name`, in its declared dtype.
-    pub(crate) fn read(&self, name: &str) -> Result<Tensor> {
+    fn read(&self, name: &str) -> Result<Tensor> {
         self.with_buffer(name, read_array)
     }
 
     /// Overwrites state `name` with `value` (same shape; dtype converted).
-    pub(crate) fn write(&mut self, name: &str, value: &Tensor) -> Result<()> {
+    fn write(&mut self, name: &str, value: &Tensor) -> Result<()> {
         let spec = self.spec(name)?.clone();
         if value.dims() != spec.shape.as_slice() {
             return Err(Error::State {
@@ -172,7 +183,7 @@ impl NativeState {
     }
 
     /// Zero-fills every state.
-    pub(crate) fn reset(&mut self) -> Result<()> {
+    fn reset(&mut self) -> Result<()> {
         for spec in self.specs.clone() {
             let n = super::array::elem_count(&spec.shape)?;
             let mut zeros = Buffer::zeros(spec.elem, n);
@@ -182,6 +193,10 @@ impl NativeState {
             })?;
         }
         Ok(())
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 }
 

@@ -6,9 +6,9 @@
 
 use candle_core::Tensor;
 
-use super::elementwise::{full_like, to_float, widen_half};
+use super::registry::Registry;
 use super::util::norm_axis;
-use super::Registry;
+use super::util::numeric::{full_like, to_float, widen_half};
 use crate::error::Result;
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 

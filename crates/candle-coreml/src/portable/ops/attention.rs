@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Tensor, D};
 
-use super::Registry;
+use super::registry::Registry;
 use crate::error::Result;
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 

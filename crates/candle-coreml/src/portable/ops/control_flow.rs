@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Tensor};
 
-use super::Registry;
+use super::registry::Registry;
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 
@@ -38,7 +38,11 @@ fn build_cond(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let on_false = b.block(1)?;
     Ok(kernel(move |a| {
         let p = truth(a.tensor(pred)?)?;
-        let plan = if p { &on_true } else { &on_false };
+        let plan = if p {
+            on_true.as_ref()
+        } else {
+            on_false.as_ref()
+        };
         a.run_block(plan, vec![])
     }))
 }
@@ -57,7 +61,7 @@ fn build_while_loop(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     Ok(kernel(move |a| {
         let mut state = a.tensors(&vars)?;
         for _ in 0..MAX_ITERATIONS {
-            let c = a.run_block(&cond, state.clone())?;
+            let c = a.run_block(cond.as_ref(), state.clone())?;
             let go = match c.first() {
                 Some(t) => truth(t)?,
                 None => return Err(Error::msg("while_loop condition returned nothing")),
@@ -65,7 +69,7 @@ fn build_while_loop(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
             if !go {
                 return Ok(state);
             }
-            let next = a.run_block(&body, state)?;
+            let next = a.run_block(body.as_ref(), state)?;
             state = next;
         }
         Err(Error::msg(format!(

@@ -8,97 +8,15 @@
 
 use candle_core::Tensor;
 
-use super::conv_quantized::build_conv_quantized;
-use super::linear::{operand, opt_operand, Operand};
-use super::Registry;
+use super::registry::Registry;
+use super::util::window::{non_negative, subsample, PadType};
 use crate::error::{Error, Result};
-use crate::portable::kernel::{kernel, Kernel, OpBuilder};
+use crate::portable::kernel::{kernel, Kernel, OpBuilder, Operand};
 
 /// Registers this family's ops.
 pub(crate) fn register(reg: &mut Registry) {
     reg.insert("conv", build_conv);
     reg.insert("conv_transpose", build_conv_transpose);
-    reg.insert("conv_quantized", build_conv_quantized);
-}
-
-/// MIL `pad_type` with its `pad` amounts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum PadType {
-    /// No padding.
-    Valid,
-    /// Output size `ceil(in / stride)`, an odd padding's extra element after.
-    Same,
-    /// As `Same`, the extra element before.
-    SameLower,
-    /// Explicit `[before, after]` per spatial axis, flattened.
-    Custom(Vec<usize>),
-}
-
-impl PadType {
-    /// Reads `pad_type` (default `valid`) and `pad`.
-    pub(super) fn parse(b: &OpBuilder<'_>) -> Result<Self> {
-        let kind = b.string_or("pad_type", "valid")?.to_ascii_lowercase();
-        Ok(match kind.as_str() {
-            "valid" => PadType::Valid,
-            "same" => PadType::Same,
-            "same_lower" => PadType::SameLower,
-            "custom" => {
-                let pad = b.opt_ints("pad")?.unwrap_or_default();
-                let pad = non_negative(&pad)
-                    .ok_or_else(|| b.err(format!("pad {pad:?} must be non-negative")))?;
-                if pad.len() % 2 != 0 {
-                    return Err(b.err(format!(
-                        "pad {pad:?} must hold a before/after pair per axis"
-                    )));
-                }
-                PadType::Custom(pad)
-            }
-            other => return Err(b.err(format!("unknown pad_type {other:?}"))),
-        })
-    }
-
-    /// `(before, after)` padding per spatial axis for inputs of spatial size
-    /// `input`, effective (dilated) kernel sizes `kernel` and `strides`.
-    pub(super) fn amounts(
-        &self,
-        input: &[usize],
-        kernel: &[usize],
-        strides: &[usize],
-    ) -> Result<Vec<(usize, usize)>> {
-        let n = input.len();
-        Ok(match self {
-            PadType::Valid => vec![(0, 0); n],
-            PadType::Custom(p) => {
-                if p.len() != 2 * n {
-                    return Err(Error::msg(format!(
-                        "pad has {} values, expected {}",
-                        p.len(),
-                        2 * n
-                    )));
-                }
-                p.chunks(2).map(|c| (c[0], c[1])).collect()
-            }
-            PadType::Same | PadType::SameLower => input
-                .iter()
-                .zip(kernel)
-                .zip(strides)
-                .map(|((&i, &k), &s)| {
-                    let total = (s * i.div_ceil(s) + k).saturating_sub(i + s);
-                    let small = total / 2;
-                    if *self == PadType::Same {
-                        (small, total - small)
-                    } else {
-                        (total - small, small)
-                    }
-                })
-                .collect(),
-        })
-    }
-}
-
-/// Converts a list of integers to sizes; `None` when one is negative.
-pub(super) fn non_negative(v: &[i64]) -> Option<Vec<usize>> {
-    v.iter().map(|&x| usize::try_from(x).ok()).collect()
 }
 
 /// Stride/dilation/padding/groups of a conv, parsed at load.
@@ -179,17 +97,17 @@ fn add_bias(y: Tensor, bias: Option<Tensor>) -> Result<Tensor> {
 
 fn build_conv(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let dt = b.output_dtype(0)?;
-    let w = operand(b, "weight", dt, Ok)?;
+    let w = b.operand("weight", dt, Ok)?;
     conv_kernel(b, w)
 }
 
 /// The kernel of a `conv` op whose weight is already prepared as `w`
-/// (shared with `conv_quantized`, which dequantizes its weight at load).
+/// (also used by `conv_quantized`, which dequantizes its weight at load).
 pub(super) fn conv_kernel(b: &mut OpBuilder<'_>, w: Operand) -> Result<Box<dyn Kernel>> {
     let dt = b.output_dtype(0)?;
     let geo = Geometry::parse(b)?;
     let x = b.input("x")?;
-    let bias = opt_operand(b, "bias", dt, Ok)?;
+    let bias = b.opt_operand("bias", dt, Ok)?;
     Ok(kernel(move |a| {
         let x = a.tensor(x)?.to_dtype(dt)?;
         let w = w.get(a)?.to_dtype(dt)?;
@@ -327,20 +245,6 @@ fn conv3d(
         .contiguous()?)
 }
 
-/// Every `step`-th element of axis `dim`, from the first.
-pub(super) fn subsample(t: &Tensor, dim: usize, step: usize) -> Result<Tensor> {
-    let len = t.dim(dim)?;
-    if step <= 1 || len <= 1 {
-        return Ok(t.clone());
-    }
-    let count = len.div_ceil(step);
-    let t = t.pad_with_zeros(dim, 0, count * step - len)?;
-    let mut shape = t.dims().to_vec();
-    shape[dim] = count;
-    shape.insert(dim + 1, step);
-    Ok(t.reshape(shape)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)?)
-}
-
 /// Inserts `step - 1` zeros between neighbours along axis `dim`.
 fn dilate(t: &Tensor, dim: usize, step: usize) -> Result<Tensor> {
     let len = t.dim(dim)?;
@@ -370,8 +274,8 @@ fn build_conv_transpose(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
         }
     };
     let x = b.input("x")?;
-    let w = operand(b, "weight", dt, Ok)?;
-    let bias = opt_operand(b, "bias", dt, Ok)?;
+    let w = b.operand("weight", dt, Ok)?;
+    let bias = b.opt_operand("bias", dt, Ok)?;
     Ok(kernel(move |a| {
         let x = a.tensor(x)?.to_dtype(dt)?;
         let w = match &w {

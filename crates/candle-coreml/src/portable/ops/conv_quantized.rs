@@ -8,13 +8,17 @@
 use candle_core::{DType, Tensor};
 
 use super::conv::conv_kernel;
-use super::linear::Operand;
-use super::util::const_tensor;
+use super::registry::Registry;
 use crate::error::Result;
-use crate::portable::kernel::{Kernel, OpBuilder};
+use crate::portable::kernel::{Kernel, OpBuilder, Operand};
+
+/// Registers `conv_quantized`.
+pub(crate) fn register(reg: &mut Registry) {
+    reg.insert("conv_quantized", build_conv_quantized);
+}
 
 /// Builds `conv_quantized`: dequantizes the weight, then delegates to `conv`.
-pub(super) fn build_conv_quantized(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
+fn build_conv_quantized(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let dt = b.output_dtype(0)?;
     let kind = b.string("quantization_type")?.to_ascii_lowercase();
     if kind != "linear" {
@@ -27,12 +31,13 @@ pub(super) fn build_conv_quantized(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kern
         return Err(b.err(format!("nbits {nbits} must be in 1..=8")));
     }
     let get = |name: &str| {
-        const_tensor(b, name).ok_or_else(|| b.err(format!("input {name:?} must be a constant")))
+        b.const_tensor(name)
+            .ok_or_else(|| b.err(format!("input {name:?} must be a constant")))
     };
     let (wq, scale, bias) = (get("weight")?, get("quant_scale")?, get("quant_bias")?);
     let w = dequantize(&wq, &scale, &bias)
         .and_then(|w| Ok(w.to_dtype(dt)?))
-        .map_err(|e| b.err(format!("cannot dequantize the weight: {e}")))?;
+        .map_err(|e| b.err(format!("cannot dequantize the weight: {}", e.report())))?;
     conv_kernel(b, Operand::Ready(w))
 }
 

@@ -5,68 +5,15 @@
 
 use candle_core::{DType, Tensor};
 
-use super::util::const_tensor;
-use super::Registry;
+use super::registry::Registry;
 use crate::error::{Error, Result};
-use crate::portable::kernel::{kernel, Args, In, Kernel, OpBuilder};
+use crate::portable::kernel::{kernel, Kernel, OpBuilder, Operand};
 
 /// Registers this family's ops.
 pub(crate) fn register(reg: &mut Registry) {
     reg.insert("linear", build_linear);
     reg.insert("matmul", build_matmul);
     reg.insert("einsum", build_einsum);
-}
-
-/// An operand prepared at load (a constant, already cast and laid out) or
-/// read at run time.
-#[derive(Clone)]
-pub(super) enum Operand {
-    /// Prepared at load.
-    Ready(Tensor),
-    /// A runtime input.
-    Input(In),
-}
-
-impl Operand {
-    /// The operand's tensor for this call.
-    pub(super) fn get(&self, a: &Args<'_>) -> Result<Tensor> {
-        match self {
-            Operand::Ready(t) => Ok(t.clone()),
-            Operand::Input(i) => Ok(a.tensor(*i)?.clone()),
-        }
-    }
-}
-
-/// Input `name` as an [`Operand`]: a constant is cast to `dtype` and passed
-/// through `prepare` once at load; a runtime input is handed out as is.
-pub(super) fn operand(
-    b: &mut OpBuilder<'_>,
-    name: &str,
-    dtype: DType,
-    prepare: impl FnOnce(Tensor) -> Result<Tensor>,
-) -> Result<Operand> {
-    match const_tensor(b, name) {
-        Some(t) => {
-            let t =
-                prepare(t.to_dtype(dtype)?).map_err(|e| b.err(format!("input {name:?}: {e}")))?;
-            Ok(Operand::Ready(t))
-        }
-        None => Ok(Operand::Input(b.input(name)?)),
-    }
-}
-
-/// Optional form of [`operand`].
-pub(super) fn opt_operand(
-    b: &mut OpBuilder<'_>,
-    name: &str,
-    dtype: DType,
-    prepare: impl FnOnce(Tensor) -> Result<Tensor>,
-) -> Result<Option<Operand>> {
-    if b.has(name) {
-        operand(b, name, dtype, prepare).map(Some)
-    } else {
-        Ok(None)
-    }
 }
 
 /// A matrix product of rank-2+ operands of one dtype, with candle's batch
@@ -95,7 +42,7 @@ fn build_linear(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let x = b.input("x")?;
     // A constant weight [D_out, D_in] is used through a transposed view
     // (no copy: the tensor stays shared with the other functions of the model).
-    let w = operand(b, "weight", dt, |w| {
+    let w = b.operand("weight", dt, |w| {
         if w.rank() != 2 {
             return Err(Error::msg(format!(
                 "weight must be rank 2, got shape {:?}",
@@ -104,7 +51,7 @@ fn build_linear(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
         }
         Ok(w.t()?)
     })?;
-    let bias = opt_operand(b, "bias", dt, Ok)?;
+    let bias = b.opt_operand("bias", dt, Ok)?;
     Ok(kernel(move |a| {
         let x = a.tensor(x)?.to_dtype(dt)?;
         let wt = match &w {
@@ -145,8 +92,8 @@ fn build_matmul(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let dt = b.output_dtype(0)?;
     let tx = b.bool_or("transpose_x", false)?;
     let ty = b.bool_or("transpose_y", false)?;
-    let x = operand(b, "x", dt, |t| transposed(t, tx))?;
-    let y = operand(b, "y", dt, |t| transposed(t, ty))?;
+    let x = b.operand("x", dt, |t| transposed(t, tx))?;
+    let y = b.operand("y", dt, |t| transposed(t, ty))?;
     // Constants were transposed at load.
     let tx = tx && matches!(x, Operand::Input(_));
     let ty = ty && matches!(y, Operand::Input(_));

@@ -11,8 +11,8 @@
 
 use candle_core::{DType, Tensor};
 
+use super::registry::Registry;
 use super::util::checked_dims;
-use super::Registry;
 use crate::error::{Error, Result};
 use crate::mil::DataType;
 use crate::portable::kernel::{kernel, IntsArg, Kernel, OpBuilder};

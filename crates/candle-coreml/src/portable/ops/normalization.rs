@@ -6,11 +6,10 @@
 
 use candle_core::{DType, Tensor};
 
-use super::linear::{opt_operand, Operand};
+use super::registry::Registry;
 use super::util::norm_axes;
-use super::Registry;
 use crate::error::{Error, Result};
-use crate::portable::kernel::{kernel, Args, Kernel, OpBuilder};
+use crate::portable::kernel::{kernel, Args, Kernel, OpBuilder, Operand};
 
 /// Registers this family's ops.
 pub(crate) fn register(reg: &mut Registry) {
@@ -73,11 +72,14 @@ fn build_batch_norm(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let sd = stat_dtype(out);
     let eps = b.float_or("epsilon", 1e-5)?;
     let x = b.input("x")?;
-    let mean = opt_operand(b, "mean", sd, Ok)?.ok_or_else(|| b.err("missing input \"mean\""))?;
-    let var =
-        opt_operand(b, "variance", sd, Ok)?.ok_or_else(|| b.err("missing input \"variance\""))?;
-    let gamma = opt_operand(b, "gamma", sd, Ok)?;
-    let beta = opt_operand(b, "beta", sd, Ok)?;
+    let mean = b
+        .opt_operand("mean", sd, Ok)?
+        .ok_or_else(|| b.err("missing input \"mean\""))?;
+    let var = b
+        .opt_operand("variance", sd, Ok)?
+        .ok_or_else(|| b.err("missing input \"variance\""))?;
+    let gamma = b.opt_operand("gamma", sd, Ok)?;
+    let beta = b.opt_operand("beta", sd, Ok)?;
     // With constant statistics, fold everything into one scale and shift at load.
     let folded = match (&mean, &var, &gamma, &beta) {
         (Operand::Ready(m), Operand::Ready(v), g, bt)
@@ -157,8 +159,8 @@ fn build_instance_norm(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let sd = stat_dtype(out);
     let eps = b.float_or("epsilon", 1e-5)?;
     let x = b.input("x")?;
-    let gamma = opt_operand(b, "gamma", sd, Ok)?;
-    let beta = opt_operand(b, "beta", sd, Ok)?;
+    let gamma = b.opt_operand("gamma", sd, Ok)?;
+    let beta = b.opt_operand("beta", sd, Ok)?;
     Ok(kernel(move |a| {
         let x = a.tensor(x)?.to_dtype(sd)?;
         let r = x.rank();
@@ -189,8 +191,8 @@ fn build_layer_norm(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
         norm_axes(axes, r).map_err(|e| b.err(e.to_string()))?;
     }
     let x = b.input("x")?;
-    let gamma = opt_operand(b, "gamma", sd, Ok)?;
-    let beta = opt_operand(b, "beta", sd, Ok)?;
+    let gamma = b.opt_operand("gamma", sd, Ok)?;
+    let beta = b.opt_operand("beta", sd, Ok)?;
     Ok(kernel(move |a| {
         let x = a.tensor(x)?.to_dtype(sd)?;
         let r = x.rank();

@@ -8,8 +8,8 @@
 
 use candle_core::{DType, Tensor};
 
-use super::conv::{non_negative, subsample, PadType};
-use super::Registry;
+use super::registry::Registry;
+use super::util::window::{non_negative, subsample, PadType};
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 

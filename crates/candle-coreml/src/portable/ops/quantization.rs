@@ -7,7 +7,8 @@
 
 use candle_core::{DType, Tensor};
 
-use super::Registry;
+use super::registry::Registry;
+use super::util::numeric::round_half_even;
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 
@@ -15,18 +16,6 @@ use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 pub(crate) fn register(reg: &mut Registry) {
     reg.insert("quantize", build_quantize);
     reg.insert("dequantize", build_dequantize);
-}
-
-/// Rounds to the nearest integer, halves to the even neighbour (numpy's
-/// `round`, IEEE `rint`). Works on any float dtype.
-pub(super) fn round_half_even(x: &Tensor) -> Result<Tensor> {
-    let f = x.floor()?;
-    let d = x.sub(&f)?;
-    // `f mod 2` is 0 or 1 for an integral float `f`.
-    let parity = f.sub(&(f.affine(0.5, 0.0)?.floor()?.affine(2.0, 0.0)?))?;
-    let up = d.gt(0.5)?.to_dtype(x.dtype())?;
-    let half = d.eq(0.5)?.to_dtype(x.dtype())?;
-    Ok(f.add(&up)?.add(&half.mul(&parity)?)?)
 }
 
 /// Scale and zero point as given: one value, or one per entry of `axis`.

@@ -5,23 +5,23 @@
 //! every call of the op returns the same values; without one (`seed = -1`,
 //! the default) each call draws fresh values. The streams cannot match Core
 //! ML's own generator bit for bit; they follow the documented distributions.
-//! The plan never folds these ops at load (see `plan::NO_FOLD`).
+//! Registered as `random`, so the planner never folds them at load.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use candle_core::{DType, Device, Tensor, D};
 
+use super::registry::Registry;
 use super::util::checked_dims;
-use super::Registry;
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, IntsArg, Kernel, OpBuilder};
 
 /// Registers this family's ops.
 pub(crate) fn register(reg: &mut Registry) {
-    reg.insert("random_uniform", build_uniform);
-    reg.insert("random_normal", build_normal);
-    reg.insert("random_bernoulli", build_bernoulli);
-    reg.insert("random_categorical", build_categorical);
+    reg.insert("random_uniform", build_uniform).random();
+    reg.insert("random_normal", build_normal).random();
+    reg.insert("random_bernoulli", build_bernoulli).random();
+    reg.insert("random_categorical", build_categorical).random();
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): small, fast, well distributed.

@@ -13,8 +13,8 @@
 
 use candle_core::{DType, Tensor, D};
 
-use super::util::{cast, const_tensor};
-use super::Registry;
+use super::registry::Registry;
+use super::util::cast;
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, In, Kernel, OpBuilder};
 
@@ -81,7 +81,9 @@ fn weight(b: &OpBuilder<'_>, name: &str) -> Result<Option<Tensor>> {
     if !b.has(name) {
         return Ok(None);
     }
-    let t = const_tensor(b, name).ok_or_else(|| b.err(format!("{name} must be a constant")))?;
+    let t = b
+        .const_tensor(name)
+        .ok_or_else(|| b.err(format!("{name} must be a constant")))?;
     Ok(Some(t.to_dtype(DType::F32)?))
 }
 

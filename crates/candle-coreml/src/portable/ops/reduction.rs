@@ -9,9 +9,9 @@
 
 use candle_core::{DType, Tensor};
 
-use super::elementwise::{isnan, where_scalar, widen_half};
+use super::registry::Registry;
+use super::util::numeric::{isnan, where_scalar, widen_half};
 use super::util::{norm_axes, norm_axis};
-use super::Registry;
 use crate::error::Result;
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 

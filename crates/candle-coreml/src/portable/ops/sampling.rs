@@ -8,9 +8,9 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::image::{grid, lerp_axis, sampling_grid, Grid};
-use super::quantization::round_half_even;
-use super::Registry;
+use super::registry::Registry;
+use super::util::grid::{grid, lerp_axis, sampling_grid, Grid};
+use super::util::numeric::round_half_even;
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, IntsArg, Kernel, OpBuilder};
 

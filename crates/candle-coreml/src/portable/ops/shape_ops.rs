@@ -13,8 +13,8 @@ mod tests;
 
 use candle_core::{DType, Tensor};
 
-use super::util::{cast, checked_dims, norm_axes, norm_axis};
-use super::Registry;
+use super::registry::Registry;
+use super::util::{cast, checked_dims, finish, norm_axes, norm_axis, out_dtype};
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, In, IntsArg, Kernel, OpBuilder};
 
@@ -34,19 +34,6 @@ pub(crate) fn register(reg: &mut Registry) {
     reg.insert("reverse", build_reverse);
     slice::register(reg);
     rearrange::register(reg);
-}
-
-/// The dtype output `i` is computed in, when the op declares it.
-pub(super) fn out_dtype(b: &OpBuilder<'_>, i: usize) -> Option<DType> {
-    b.output_dtype(i).ok()
-}
-
-/// `t` cast to `dtype` when one is given.
-pub(super) fn finish(t: Tensor, dtype: Option<DType>) -> Result<Tensor> {
-    match dtype {
-        Some(d) => cast(t, d),
-        None => Ok(t),
-    }
 }
 
 /// Runs `check` at load when the rank of `x` is declared, so that bad

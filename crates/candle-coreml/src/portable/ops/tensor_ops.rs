@@ -8,8 +8,8 @@ mod tests;
 
 use candle_core::{DType, Device, Tensor};
 
+use super::registry::Registry;
 use super::util::{cast, checked_dims, norm_axis, scalar};
-use super::Registry;
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 

@@ -5,11 +5,10 @@
 
 use candle_core::Tensor;
 
-use super::{finish, out_dtype};
 use crate::error::{Error, Result};
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
-use crate::portable::ops::util::{checked_dims, scalar};
-use crate::portable::ops::Registry;
+use crate::portable::ops::registry::Registry;
+use crate::portable::ops::util::{checked_dims, finish, out_dtype, scalar};
 
 /// Registers the rearranging ops.
 pub(super) fn register(reg: &mut Registry) {

@@ -3,11 +3,11 @@
 
 use candle_core::{DType, Tensor};
 
-use super::{finish, out_dtype};
 use crate::error::{Error, Result};
-use crate::portable::kernel::{kernel, Args, IntsArg, Kernel, OpBuilder};
-use crate::portable::ops::util::norm_axis;
-use crate::portable::ops::Registry;
+use crate::portable::kernel::{kernel, Kernel, OpBuilder};
+use crate::portable::ops::registry::Registry;
+use crate::portable::ops::util::slicing::{sliced_dims, SliceArgs, Span};
+use crate::portable::ops::util::{finish, norm_axis, out_dtype};
 
 /// Registers the slicing ops.
 pub(super) fn register(reg: &mut Registry) {
@@ -17,163 +17,27 @@ pub(super) fn register(reg: &mut Registry) {
     reg.insert("reverse_sequence", build_reverse_sequence);
 }
 
-/// One dimension of a resolved slice: first index, step and element count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Span {
-    pub(crate) start: i64,
-    pub(crate) step: i64,
-    pub(crate) len: usize,
-    /// The dimension is indexed (and dropped), not sliced.
-    pub(crate) squeeze: bool,
-}
-
-/// Python `slice(begin, end, step).indices(n)`: negative indices count from
-/// the end, out-of-range ones are clamped, `None` means "from the start" /
-/// "to the end" in the direction of `step`.
-pub(crate) fn py_slice(n: usize, begin: Option<i64>, end: Option<i64>, step: i64) -> Result<Span> {
-    if step == 0 {
-        return Err(Error::msg("slice stride of 0"));
-    }
-    let n = n as i64;
-    let (lo, hi) = if step > 0 { (0, n) } else { (-1, n - 1) };
-    let clamp = |v: i64| (if v < 0 { v + n } else { v }).clamp(lo, hi);
-    let start = begin.map_or(if step > 0 { 0 } else { n - 1 }, clamp);
-    let stop = end.map_or(if step > 0 { n } else { -1 }, clamp);
-    let (dist, s) = if step > 0 {
-        (stop - start, step)
-    } else {
-        (start - stop, -step)
-    };
-    let len = if dist > 0 {
-        ((dist + s - 1) / s) as usize
-    } else {
-        0
-    };
-    Ok(Span {
-        start,
-        step,
-        len,
-        squeeze: false,
-    })
-}
-
-/// The parameters of `slice_by_index` / `slice_update`.
-struct SliceSpec {
-    begin: IntsArg,
-    end: IntsArg,
-    stride: Option<IntsArg>,
-    begin_mask: Option<Vec<bool>>,
-    end_mask: Option<Vec<bool>>,
-    squeeze_mask: Option<Vec<bool>>,
-}
-
-/// A constant boolean list, or `None` when absent.
-fn opt_bools(b: &OpBuilder<'_>, name: &str) -> Result<Option<Vec<bool>>> {
-    if !b.has(name) {
-        return Ok(None);
-    }
-    let c = b
-        .constant(name)
-        .ok_or_else(|| b.err(format!("{name:?} must be a constant")))?;
-    c.to_bool_vec()
-        .map(Some)
-        .map_err(|e| b.err(format!("{name:?}: {e}")))
-}
-
-impl SliceSpec {
-    fn new(b: &mut OpBuilder<'_>) -> Result<Self> {
-        Ok(Self {
-            begin: b.ints_or_input("begin")?,
-            end: b.ints_or_input("end")?,
-            stride: b.opt_ints_or_input("stride")?,
-            begin_mask: opt_bools(b, "begin_mask")?,
-            end_mask: opt_bools(b, "end_mask")?,
-            squeeze_mask: opt_bools(b, "squeeze_mask")?,
-        })
-    }
-
-    /// The spans of a slice of a tensor of shape `dims`.
-    fn resolve(&self, a: &Args<'_>, dims: &[usize]) -> Result<Vec<Span>> {
-        let rank = dims.len();
-        let begin = a.ints(&self.begin)?;
-        let end = a.ints(&self.end)?;
-        let stride = match &self.stride {
-            Some(s) => a.ints(s)?,
-            None => vec![1; rank],
-        };
-        let mask = |m: &Option<Vec<bool>>, what: &str| -> Result<Vec<bool>> {
-            match m {
-                Some(v) if v.len() == rank => Ok(v.clone()),
-                Some(v) => Err(Error::msg(format!(
-                    "{what} has {} entries for rank {rank}",
-                    v.len()
-                ))),
-                None => Ok(vec![false; rank]),
-            }
-        };
-        let (bm, em, sm) = (
-            mask(&self.begin_mask, "begin_mask")?,
-            mask(&self.end_mask, "end_mask")?,
-            mask(&self.squeeze_mask, "squeeze_mask")?,
-        );
-        if begin.len() != rank || end.len() != rank || stride.len() != rank {
-            return Err(Error::msg(format!(
-                "slice begin {begin:?}, end {end:?}, stride {stride:?} do not match rank {rank}"
-            )));
-        }
-        let mut spans = Vec::with_capacity(rank);
-        for (i, &n) in dims.iter().enumerate() {
-            if sm[i] {
-                let idx = if bm[i] { 0 } else { begin[i] };
-                let idx = if idx < 0 { idx + n as i64 } else { idx };
-                if idx < 0 || idx >= n as i64 {
-                    return Err(Error::msg(format!(
-                        "slice index {} out of range for dimension {i} of size {n}",
-                        begin[i]
-                    )));
-                }
-                spans.push(Span {
-                    start: idx,
-                    step: 1,
-                    len: 1,
-                    squeeze: true,
-                });
-            } else {
-                let b = (!bm[i]).then_some(begin[i]);
-                let e = (!em[i]).then_some(end[i]);
-                spans.push(py_slice(n, b, e, stride[i])?);
-            }
-        }
-        Ok(spans)
-    }
-}
-
 /// Takes `span` of dimension `d` of `t` (the dimension is kept).
 fn take(t: &Tensor, d: usize, s: &Span) -> Result<Tensor> {
     if s.len == 0 {
         return Ok(t.narrow(d, 0, 0)?);
     }
     if s.step == 1 {
-        return Ok(t.narrow(d, s.start as usize, s.len)?);
+        return Ok(t.narrow(d, s.first(), s.len)?);
     }
     let idx: Vec<i64> = (0..s.len as i64).map(|i| s.start + i * s.step).collect();
     let idx = Tensor::from_vec(idx, s.len, t.device())?;
     Ok(t.contiguous()?.index_select(&idx, d)?)
 }
 
-/// Dims of the slice result (squeezed dims dropped).
-fn sliced_dims(spans: &[Span]) -> Vec<usize> {
-    spans.iter().filter(|s| !s.squeeze).map(|s| s.len).collect()
-}
-
 fn build_slice_by_index(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let x = b.input("x")?;
-    let spec = SliceSpec::new(b)?;
+    let slice = SliceArgs::parse(b)?;
     Ok(kernel(move |a| {
         let mut t = a.tensor(x)?.clone();
-        let spans = spec.resolve(a, t.dims())?;
+        let spans = slice.resolve(a, t.dims())?;
         for (d, s) in spans.iter().enumerate() {
-            if !(s.start == 0 && s.step == 1 && s.len == t.dims()[d]) {
+            if !s.is_full(t.dims()[d]) {
                 t = take(&t, d, s)?;
             }
         }

@@ -1,8 +1,15 @@
-//! Helpers shared by op families.
+//! Helpers shared by op families: every family may import from here, and
+//! no family imports another.
+
+pub(crate) mod grid;
+pub(crate) mod numeric;
+pub(crate) mod slicing;
+pub(crate) mod window;
 
 use candle_core::{DType, Tensor};
 
 use crate::error::{Error, Result};
+use crate::portable::kernel::OpBuilder;
 
 /// Resolves a possibly negative `axis` against `rank` (MIL: `-rank <= axis < rank`).
 pub(crate) fn norm_axis(axis: i64, rank: usize) -> Result<usize> {
@@ -47,21 +54,6 @@ pub(crate) fn unify(x: &Tensor, y: &Tensor) -> Result<(Tensor, Tensor)> {
     Ok((x.to_dtype(d)?, y.to_dtype(d)?))
 }
 
-// linear / conv / normalization: constant inputs read at load.
-
-/// The tensor bound to input `name` when it is a load-time constant, so a
-/// builder can prepare it once (transpose, cast) instead of on every call.
-/// The builder then keeps only its own prepared copy.
-pub(crate) fn const_tensor(b: &super::super::kernel::OpBuilder<'_>, name: &str) -> Option<Tensor> {
-    match b.args.get(name).map(Vec::as_slice) {
-        Some([bound]) => match &bound.source {
-            super::super::kernel::Source::Const(t) => Some(t.clone()),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 // shape_ops / tensor_ops helpers.
 
 /// Largest element count a shape computed from program data may have before
@@ -101,4 +93,17 @@ pub(crate) fn cast(t: Tensor, dtype: DType) -> Result<Tensor> {
 /// A rank-0 tensor holding `v` in `dtype` (bools as 0/1).
 pub(crate) fn scalar(v: f64, dtype: DType, device: &candle_core::Device) -> Result<Tensor> {
     Ok(Tensor::new(v, device)?.to_dtype(dtype)?)
+}
+
+/// The dtype output `i` is computed in, when the op declares it.
+pub(crate) fn out_dtype(b: &OpBuilder<'_>, i: usize) -> Option<DType> {
+    b.output_dtype(i).ok()
+}
+
+/// `t` cast to `dtype` when one is given.
+pub(crate) fn finish(t: Tensor, dtype: Option<DType>) -> Result<Tensor> {
+    match dtype {
+        Some(d) => cast(t, d),
+        None => Ok(t),
+    }
 }
