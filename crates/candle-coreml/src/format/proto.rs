@@ -26,8 +26,7 @@ use crate::mil::{
 };
 use crate::neuralnetwork::Network;
 
-/// How deeply pipelines, nested blocks, values and types may nest.
-pub const MAX_DEPTH: usize = 64;
+pub use crate::mil::MAX_DEPTH;
 
 /// The name a single-function model's function gets when the program does
 /// not name it.

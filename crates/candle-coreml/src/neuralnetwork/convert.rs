@@ -9,7 +9,7 @@ use coreml_proto::proto as pb;
 
 use super::emit::{floats, int, ints, Arg, Emitter, Val};
 use super::layers;
-use super::{ArrayMapping, ClassLabels, ImageMapping, Network};
+use super::network::{ArrayMapping, ClassLabels, ImageMapping, Network};
 use crate::description::{
     ArrayFeature, ColorSpace, FeatureDescription, FeatureType, FunctionDescription,
     ShapeFlexibility,

@@ -24,7 +24,7 @@ pub fn program_of(file: &ModelFile) -> Result<Program> {
 }
 
 fn program_at(file: &ModelFile, depth: usize) -> Result<Program> {
-    if depth > crate::format::proto::MAX_DEPTH {
+    if depth > crate::mil::MAX_DEPTH {
         return Err(Error::format(&file.path, "pipelines nested too deeply"));
     }
     let function = match &file.body {

@@ -4,7 +4,7 @@
 
 use coreml_proto::proto as pb;
 
-use super::Cx;
+use super::cx::Cx;
 use crate::error::Result;
 use crate::mil::TensorValue;
 use crate::neuralnetwork::emit::{float, floats, string, Val};

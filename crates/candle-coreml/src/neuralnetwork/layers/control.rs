@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use coreml_proto::proto as pb;
 
-use super::{translate_layers, Cx};
+use super::cx::Cx;
 use crate::error::Result;
 use crate::mil::{Block, DataType, NamedValueType};
 use crate::neuralnetwork::emit::{float, floats, Arg, Emitter, Val};
@@ -37,7 +37,7 @@ pub(super) fn dispatch(
 /// Names of the blobs `layers` write, nested networks included.
 fn written(layers: &[pb::NeuralNetworkLayer], out: &mut BTreeSet<String>, depth: usize) {
     use pb::neural_network_layer::Layer as L;
-    if depth > crate::format::proto::MAX_DEPTH {
+    if depth > crate::mil::MAX_DEPTH {
         return;
     }
     for l in layers {
@@ -85,9 +85,9 @@ fn nested(
     mut blobs: HashMap<String, Val>,
     layers: &[pb::NeuralNetworkLayer],
 ) -> Result<(Vec<crate::mil::Operation>, HashMap<String, Val>)> {
-    let path = cx.path;
+    let (path, translate) = (cx.path, cx.nested);
     cx.em.nested(|em| {
-        translate_layers(em, &mut blobs, layers, path)?;
+        translate(em, &mut blobs, layers, path)?;
         Ok(blobs)
     })
 }
@@ -198,7 +198,7 @@ fn rewrite_jumps(
         .map(|l| match &l.layer {
             Some(L::LoopBreak(_)) => constant_layer(brk, 1.0),
             Some(L::LoopContinue(_)) => constant_layer(cont, 1.0),
-            Some(L::Branch(b)) if depth < crate::format::proto::MAX_DEPTH => {
+            Some(L::Branch(b)) if depth < crate::mil::MAX_DEPTH => {
                 let sub = |n: &Option<pb::NeuralNetwork>| {
                     n.as_ref().map(|n| pb::NeuralNetwork {
                         layers: rewrite_jumps(&n.layers, brk, cont, depth + 1),

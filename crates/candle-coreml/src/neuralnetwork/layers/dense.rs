@@ -7,7 +7,7 @@
 
 use coreml_proto::proto as pb;
 
-use super::Cx;
+use super::cx::Cx;
 use crate::error::Result;
 use crate::neuralnetwork::emit::{boolean, floats, int, ints, Arg, Val};
 use crate::neuralnetwork::weights::Channels;

@@ -4,7 +4,7 @@
 
 use coreml_proto::proto as pb;
 
-use super::Cx;
+use super::cx::Cx;
 use crate::error::Result;
 use crate::mil::DataType;
 use crate::neuralnetwork::emit::{floats, ints, Arg, Val};

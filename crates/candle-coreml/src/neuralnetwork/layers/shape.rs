@@ -6,7 +6,7 @@
 
 use coreml_proto::proto as pb;
 
-use super::Cx;
+use super::cx::Cx;
 use crate::error::Result;
 use crate::mil::DataType;
 use crate::neuralnetwork::emit::{bools, int, ints, Arg, Val};

@@ -7,7 +7,7 @@
 
 use coreml_proto::proto as pb;
 
-use super::Cx;
+use super::cx::Cx;
 use crate::error::Result;
 use crate::mil::DataType;
 use crate::neuralnetwork::emit::{boolean, float, floats, int, ints, string, Arg, Val};

@@ -7,7 +7,7 @@
 //! number of elements, and `x` unchanged otherwise (a flexible input changed
 //! the size, or the network produced a sequence).
 
-use super::Registry;
+use super::registry::Registry;
 use crate::error::Result;
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 
