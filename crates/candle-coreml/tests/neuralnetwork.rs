@@ -198,15 +198,23 @@ fn unsupported_layers_are_named_at_load() {
             ..Default::default()
         }),
     );
-    match Model::builder().backend(Backend::Portable).load(&path) {
-        Err(Error::Unsupported { what, backend }) => {
-            assert_eq!(backend, "portable");
-            assert!(
-                what.contains("custom") && what.contains("mystery") && what.contains("MyLayer"),
-                "{what}"
+    let err = Model::builder()
+        .backend(Backend::Portable)
+        .load(&path)
+        .expect_err("a custom layer cannot run");
+    // Printed once: the whole story is in the message, nothing in source().
+    assert_eq!(err.report(), err.to_string());
+    match err {
+        Error::UnsupportedLayers { path: p, layers } => {
+            assert_eq!(p, path);
+            assert_eq!(layers.len(), 1, "{layers:?}");
+            assert_eq!(
+                (layers[0].layer_type, layers[0].layer.as_str()),
+                ("custom", "mystery")
             );
+            assert!(layers[0].what.contains("MyLayer"), "{layers:?}");
         }
-        other => panic!("expected Unsupported, got {other:?}"),
+        other => panic!("expected UnsupportedLayers, got {other:?}"),
     }
 }
 
@@ -260,10 +268,10 @@ fn hostile_sizes_are_errors() {
     for layer in layers {
         let path = one_layer_model(tmp.path(), layer);
         match Model::builder().backend(Backend::Portable).load(&path) {
-            Err(Error::Format { message, .. }) => {
-                assert!(message.contains("mystery"), "{message}");
+            Err(Error::InvalidLayer { layer, message, .. }) => {
+                assert_eq!(layer, "mystery", "{message}");
             }
-            other => panic!("expected a format error, got {other:?}"),
+            other => panic!("expected InvalidLayer, got {other:?}"),
         }
     }
 }

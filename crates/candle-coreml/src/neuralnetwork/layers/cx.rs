@@ -5,7 +5,7 @@ use std::path::Path;
 
 use coreml_proto::proto as pb;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, UnsupportedLayer};
 use crate::mil::DataType;
 use crate::neuralnetwork::emit::{boolean, int, Arg, Emitter, Val};
 use crate::neuralnetwork::weights::{self, Channels};
@@ -34,19 +34,26 @@ impl Cx<'_> {
         &self.layer.name
     }
 
-    /// A format error naming the layer.
+    /// An [`Error::InvalidLayer`] naming the layer.
     pub(crate) fn err(&self, message: impl std::fmt::Display) -> Error {
-        Error::format(
-            self.path,
-            format!("layer {:?} ({}): {message}", self.layer.name, self.kind),
-        )
+        Error::InvalidLayer {
+            path: self.path.to_path_buf(),
+            layer: self.layer.name.clone(),
+            layer_type: self.kind,
+            message: message.to_string(),
+        }
     }
 
-    /// An "unsupported" error naming the layer and what is not supported.
+    /// An [`Error::UnsupportedLayers`] of this layer and what is not
+    /// supported.
     pub(crate) fn unsupported(&self, what: impl std::fmt::Display) -> Error {
-        Error::Unsupported {
-            what: format!("{} (layer {:?}): {what}", self.kind, self.layer.name),
-            backend: "portable",
+        Error::UnsupportedLayers {
+            path: self.path.to_path_buf(),
+            layers: vec![UnsupportedLayer {
+                layer: self.layer.name.clone(),
+                layer_type: self.kind,
+                what: what.to_string(),
+            }],
         }
     }
 

@@ -252,10 +252,7 @@ pub(crate) fn load_constant(
         }
         dims.splice(0..0, [1, 1]);
     }
-    let n = dims
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| cx.err("shape overflows"))?;
+    let n = cx.count(&dims, "data")?;
     let v = cx.weights(data, n, None, "data")?;
     let out = cx.out_name(0)?;
     let c = cx.em.constant(floats(v, &dims), &out);

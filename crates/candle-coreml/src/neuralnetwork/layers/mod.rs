@@ -144,8 +144,9 @@ pub(crate) fn translate_layers(
         };
         match translate(&mut cx) {
             Ok(()) => {}
-            Err(Error::Unsupported { what, .. }) => {
-                unsupported.push(what);
+            // A nested network (branch, loop) reports its own, merged here.
+            Err(Error::UnsupportedLayers { layers, .. }) => {
+                unsupported.extend(layers);
                 // Later layers still translate, so that all problems are reported.
                 for out in &layer.output {
                     blobs.insert(
@@ -163,8 +164,8 @@ pub(crate) fn translate_layers(
     if unsupported.is_empty() {
         return Ok(());
     }
-    Err(Error::Unsupported {
-        what: format!("NeuralNetwork layers: {}", unsupported.join(", ")),
-        backend: "portable",
+    Err(Error::UnsupportedLayers {
+        path: path.to_path_buf(),
+        layers: unsupported,
     })
 }

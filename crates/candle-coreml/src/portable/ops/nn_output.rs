@@ -8,6 +8,7 @@
 //! the size, or the network produced a sequence).
 
 use super::registry::Registry;
+use super::util::checked_dims;
 use crate::error::Result;
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 
@@ -19,8 +20,7 @@ pub(crate) fn register(reg: &mut Registry) {
 fn build(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let x = b.input("x")?;
     let shape = b.ints("shape")?;
-    let dims: Option<Vec<usize>> = shape.iter().map(|&d| usize::try_from(d).ok()).collect();
-    let dims = dims.ok_or_else(|| b.err(format!("shape {shape:?} has a negative dimension")))?;
+    let dims = checked_dims(&shape).map_err(|e| b.err(format!("shape: {e}")))?;
     Ok(kernel(move |a| {
         let t = a.tensor(x)?;
         if dims.iter().product::<usize>() == t.elem_count() {
