@@ -1,7 +1,9 @@
 //! Feeds arbitrary bytes to the protobuf model reader (`.mlmodel`, and the
 //! model file inside an `.mlpackage`): decoding and conversion into the
 //! program and description must give Ok or Err, never panic or
-//! over-allocate. Weight references are recorded, not opened.
+//! over-allocate. Weight references are recorded, not opened. A model that
+//! reads is then translated as the portable backend would (NeuralNetwork
+//! layers to MIL, pipelines merged), which must not panic either.
 #![no_main]
 
 use std::path::Path;
@@ -16,5 +18,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut blobs = BlobResolver::deferred(Path::new("fuzz"));
-    let _ = proto::convert_model(model, path, path, ModelFormat::MlModel, &mut blobs);
+    let Ok(file) = proto::convert_model(model, path, path, ModelFormat::MlModel, &mut blobs) else {
+        return;
+    };
+    let _ = candle_coreml::neuralnetwork::pipeline::program_of(&file);
 });

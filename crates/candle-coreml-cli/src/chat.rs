@@ -91,7 +91,7 @@ pub(crate) struct Args {
 
 /// The bundle folder: a local path, or a Hugging Face repo downloaded into
 /// the hub cache.
-fn bundle_dir(spec: &str) -> Result<PathBuf> {
+pub(crate) fn bundle_dir(spec: &str) -> Result<PathBuf> {
     let p = Path::new(spec);
     if p.exists() {
         return Ok(p.to_path_buf());

@@ -135,6 +135,15 @@ pub(crate) fn report(file: &ModelFile) -> Value {
             }))
             .collect::<Vec<_>>());
     }
+    if let ModelBody::NeuralNetwork {
+        network: Some(n), ..
+    } = &file.body
+    {
+        obj["layer_histogram"] = json!(n.layer_histogram());
+    }
+    if let Some(labels) = file.class_labels() {
+        obj["class_labels"] = json!(labels);
+    }
     if let ModelBody::Pipeline(models) = &file.body {
         obj["pipeline"] = json!(models.iter().map(report).collect::<Vec<_>>());
     }
@@ -242,6 +251,18 @@ fn print_text(file: &ModelFile, r: &Value) {
                 println!("  {n:>6}  {k}");
             }
         }
+    }
+    if let Some(hist) = r["layer_histogram"].as_object() {
+        let total: u64 = hist.values().filter_map(Value::as_u64).sum();
+        println!("layers ({total})");
+        let mut v: Vec<_> = hist.iter().collect();
+        v.sort_by(|a, b| b.1.as_u64().cmp(&a.1.as_u64()).then(a.0.cmp(b.0)));
+        for (k, n) in v {
+            println!("  {n:>6}  {k}");
+        }
+    }
+    if let Some(labels) = file.class_labels() {
+        println!("class labels  {}", json!(labels));
     }
     if let ModelBody::Pipeline(models) = &file.body {
         println!("pipeline of {} models:", models.len());

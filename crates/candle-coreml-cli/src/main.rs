@@ -1,10 +1,11 @@
 //! `candle-coreml`: inspect, run and benchmark Core ML models; chat with
-//! ANEMLL LLM bundles.
+//! ANEMLL LLM bundles or serve them over an OpenAI-compatible API.
 
 mod bench;
 mod chat;
 mod inspect;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -27,6 +28,8 @@ enum Command {
     /// Benchmark a model or an ANEMLL bundle: load time, latency, peak memory,
     /// prefill and decode speed; or the memory bandwidth (--bandwidth).
     Bench(bench::Args),
+    /// Serve an ANEMLL LLM bundle over an OpenAI-compatible HTTP API.
+    Serve(serve::Args),
 }
 
 /// Backend choice on the command line.
@@ -57,6 +60,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(a) => run::main(a),
         Command::Chat(a) => chat::main(a),
         Command::Bench(a) => bench::main(a),
+        Command::Serve(a) => serve::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -122,6 +122,9 @@ pub(crate) fn main(args: Args) -> Result<()> {
             t.dims(),
             path.display()
         );
+        if let Some(label) = string_label(&model, name, t) {
+            eprintln!("{name} = {label:?}");
+        }
     }
     eprintln!(
         "{} backend, function {}: load {:.1} ms, predict {:.1} ms",
@@ -131,6 +134,27 @@ pub(crate) fn main(args: Args) -> Result<()> {
         predict.as_secs_f64() * 1e3
     );
     Ok(())
+}
+
+/// A classifier's string label: its label output holds an index into the labels.
+fn string_label(model: &Model, name: &str, t: &Tensor) -> Option<String> {
+    use candle_coreml::description::FeatureType;
+    use candle_coreml::neuralnetwork::ClassLabels;
+    let out = model.outputs().iter().find(|o| o.name == name)?;
+    if !matches!(out.ty, FeatureType::String) {
+        return None;
+    }
+    let Some(ClassLabels::Strings(labels)) = model.file()?.class_labels() else {
+        return None;
+    };
+    let i = t
+        .flatten_all()
+        .ok()?
+        .to_vec1::<i64>()
+        .ok()?
+        .first()
+        .copied()?;
+    labels.get(usize::try_from(i).ok()?).cloned()
 }
 
 fn load_states(state: &mut candle_coreml::State, dir: &Path) -> Result<()> {

@@ -257,3 +257,58 @@ fn inspect_json_has_the_documented_keys() {
         );
     }
 }
+
+/// NeuralNetwork models (`tests/fixtures/neuralnetwork`, made by
+/// `tools/gen_nn_models.py`) through `run`, as .mlmodel and .mlpackage; a
+/// classifier writes its label index and probabilities and prints the label.
+#[test]
+fn run_neural_network_models() {
+    let dir_nn = fixtures().join("../neuralnetwork");
+    let read = |name: &str| -> BTreeMap<String, Tensor> {
+        Tensor::read_npz(dir_nn.join(name))
+            .expect("read npz")
+            .into_iter()
+            .collect()
+    };
+    let cnn = read("cnn.npz");
+    for file in ["cnn.mlmodel", "cnn.mlpackage"] {
+        let dir = scratch(file);
+        let out = run_with_inputs(
+            &format!("../neuralnetwork/{file}"),
+            &cnn,
+            "input:",
+            &dir,
+            &[],
+        );
+        let got = read_npy(&out.join("y.npy"));
+        assert_close(file, &got, &cnn["output:y"], (1e-4, 1e-4));
+    }
+    let cls = read("classifier.npz");
+    let dir = scratch("classifier");
+    let x = dir.join("x.npy");
+    cls["input:x"].write_npy(&x).expect("write x");
+    let out = dir.join("out");
+    let stderr = cli(&[
+        "run".as_ref(),
+        dir_nn.join("classifier.mlmodel").as_os_str(),
+        "--backend".as_ref(),
+        "portable".as_ref(),
+        "--input".as_ref(),
+        format!("x={}", x.display()).as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ])
+    .stderr;
+    let index = cls["output:classLabel"]
+        .to_vec1::<i64>()
+        .expect("label index")[0];
+    let label = ["cat", "dog", "owl", "bee", "ant"][index as usize];
+    let text = String::from_utf8_lossy(&stderr);
+    assert!(text.contains(&format!("classLabel = {label:?}")), "{text}");
+    assert_eq!(
+        read_npy(&out.join("classLabel.npy"))
+            .to_vec1::<i64>()
+            .unwrap(),
+        vec![index]
+    );
+}

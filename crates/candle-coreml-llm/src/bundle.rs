@@ -80,59 +80,47 @@ impl Loader<'_> {
         Ok(Arc::new(ModelPart::new(self.model(path, None)?, path)))
     }
 
-    /// `infer`, `prefill` and, when present, the rotate functions of one FFN
-    /// chunk. Split-rotate bundles spread them over two files (meta.yaml's
-    /// `ffn` and `pf`); which file holds which function differs between
-    /// conversions, so each function is taken from the file that has it
-    /// (the `pf` file first for the prefill functions, as ANEMLL's chat.py
-    /// loads them).
-    fn chunk(&self, path: &Path, pf_path: Option<&Path>) -> Result<Chunk> {
-        let main = self.model(path, Some("infer"))?;
-        let pf = pf_path
-            .map(|p| self.model(p, None).map(|m| (m, p)))
+    /// `infer`, `prefill` and the rotate functions of one chunk. A
+    /// split-rotate bundle gives a second file (meta.yaml's `pf`): ANEMLL
+    /// 0.3.5 puts `infer_rotate` and `prefill_rotate` there and keeps `infer`
+    /// and `prefill` in the main file; each function is taken from the first
+    /// of the two files that has it.
+    fn chunk(&self, path: &Path, second: Option<&Path>) -> Result<Chunk> {
+        let infer = self.model(path, Some("infer"))?;
+        let second = second
+            .map(|p| Ok::<_, Error>((self.model(p, None)?, p)))
             .transpose()?;
-        let find = |name: &str| -> Result<Option<PartRef>> {
-            let mut files = vec![(&main, path)];
-            if let Some((m, p)) = &pf {
-                if name.starts_with("prefill") {
-                    files.insert(0, (m, p));
-                } else {
-                    files.push((m, p));
-                }
-            }
-            for (m, p) in files {
-                if m.description().function(name).is_some() {
-                    let f = m.with_function(name).map_err(|e| load_error(p, e))?;
-                    return Ok(Some(Arc::new(ModelPart::new(f, p)) as PartRef));
-                }
-            }
-            Ok(None)
+        let files: Vec<(&Model, &Path)> = std::iter::once((&infer, path))
+            .chain(second.as_ref().map(|(m, p)| (m, *p)))
+            .collect();
+        let function = |name: &str| -> Option<Result<PartRef>> {
+            let (m, p) = files
+                .iter()
+                .find(|(m, _)| m.description().function(name).is_some())?;
+            Some(
+                m.with_function(name)
+                    .map_err(|e| load_error(p, e))
+                    .map(|f| Arc::new(ModelPart::new(f, p)) as PartRef),
+            )
         };
-        let prefill = match find("prefill")? {
-            Some(part) => part,
-            None => {
-                return Err(load_error(
-                    pf_path.unwrap_or(path),
-                    candle_coreml::Error::UnknownFunction {
-                        name: "prefill".into(),
-                        available: main
-                            .description()
-                            .functions
-                            .iter()
-                            .map(|f| f.name.clone())
-                            .collect(),
-                    },
-                ))
-            }
+        let prefill = match function("prefill") {
+            Some(f) => f?,
+            // No file has it: the main file's error names what it has.
+            None => Arc::new(ModelPart::new(
+                infer
+                    .with_function("prefill")
+                    .map_err(|e| load_error(path, e))?,
+                path,
+            )),
         };
         let mut extra = BTreeMap::new();
         for name in EXTRA_FUNCTIONS {
-            if let Some(part) = find(name)? {
-                extra.insert(name.to_string(), part);
+            if let Some(f) = function(name) {
+                extra.insert(name.to_string(), f?);
             }
         }
         Ok(Chunk {
-            infer: Arc::new(ModelPart::new(main, path)),
+            infer: Arc::new(ModelPart::new(infer, path)),
             prefill,
             extra,
         })

@@ -22,7 +22,8 @@ pub enum PartFiles {
         embeddings: PathBuf,
         /// `{prefix}_FFN_PF[_lutN]_chunk_NNofMM`, chunk 1 first.
         chunks: Vec<PathBuf>,
-        /// Prefill files of split-rotate bundles (`pf`), chunk 1 first.
+        /// Second files of split-rotate bundles (meta.yaml's `pf`, holding
+        /// the rotate functions in ANEMLL 0.3.5), chunk 1 first.
         prefill_chunks: Option<Vec<PathBuf>>,
         /// `{prefix}_lm_head[_lutN]`.
         lm_head: PathBuf,

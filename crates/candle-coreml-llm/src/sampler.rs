@@ -1,6 +1,8 @@
 //! Sampling: a pipeline of pure functions over logits (repetition penalty,
-//! temperature, top-k, top-p, min-p, then a seeded draw), each as defined by
-//! Hugging Face transformers' logits processors.
+//! frequency and presence penalties, temperature, top-k, top-p, min-p, then a
+//! seeded draw), each as defined by Hugging Face transformers' logits
+//! processors (the frequency and presence penalties as OpenAI's API defines
+//! them).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -23,6 +25,14 @@ pub struct SamplingParams {
     pub repeat_penalty: f32,
     /// How many recent tokens the penalty looks at.
     pub repeat_last_n: usize,
+    /// Subtracted from a token's logit once per time the answer so far holds
+    /// it (OpenAI's `frequency_penalty`; 0: off).
+    #[serde(default)]
+    pub frequency_penalty: f32,
+    /// Subtracted from the logit of every token the answer so far holds
+    /// (OpenAI's `presence_penalty`; 0: off).
+    #[serde(default)]
+    pub presence_penalty: f32,
     /// Seed of the draw; `None` seeds from the clock.
     pub seed: Option<u64>,
 }
@@ -43,6 +53,8 @@ impl SamplingParams {
             min_p: 0.0,
             repeat_penalty: 1.0,
             repeat_last_n: 64,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
             seed: None,
         }
     }
@@ -85,6 +97,14 @@ impl SamplingParams {
                 format!("{} is not > 0", self.repeat_penalty),
             );
         }
+        for (name, v) in [
+            ("frequency_penalty", self.frequency_penalty),
+            ("presence_penalty", self.presence_penalty),
+        ] {
+            if !v.is_finite() {
+                return bad(name, format!("{v} is not a finite number"));
+            }
+        }
         Ok(())
     }
 }
@@ -101,6 +121,23 @@ pub fn apply_repetition_penalty(logits: &mut [f32], recent: &[u32], penalty: f32
         if i < logits.len() && seen.insert(t) {
             let l = logits[i];
             logits[i] = if l < 0.0 { l * penalty } else { l / penalty };
+        }
+    }
+}
+
+/// OpenAI's frequency and presence penalties: the logit of a token that
+/// occurs `c > 0` times in `answer` loses `c * frequency + presence`.
+pub fn apply_frequency_presence(logits: &mut [f32], answer: &[u32], frequency: f32, presence: f32) {
+    if frequency == 0.0 && presence == 0.0 {
+        return;
+    }
+    let mut counts = std::collections::HashMap::<u32, u32>::new();
+    for &t in answer {
+        *counts.entry(t).or_default() += 1;
+    }
+    for (t, c) in counts {
+        if let Some(l) = logits.get_mut(t as usize) {
+            *l -= c as f32 * frequency + presence;
         }
     }
 }
@@ -231,11 +268,15 @@ impl Sampler {
     }
 
     /// Picks the next token from `logits` (modified in place); `history` is
-    /// the context so far, for the repetition penalty.
-    pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
+    /// the context so far, for the repetition penalty, and its last
+    /// `answer_len` tokens the answer so far, for the frequency and presence
+    /// penalties.
+    pub fn sample(&mut self, logits: &mut [f32], history: &[u32], answer_len: usize) -> u32 {
         let p = &self.params;
         let window = &history[history.len().saturating_sub(p.repeat_last_n)..];
         apply_repetition_penalty(logits, window, p.repeat_penalty);
+        let answer = &history[history.len().saturating_sub(answer_len)..];
+        apply_frequency_presence(logits, answer, p.frequency_penalty, p.presence_penalty);
         if p.is_greedy() {
             return argmax(logits);
         }
@@ -259,6 +300,31 @@ mod tests {
         let mut l = vec![2.0, -1.0, 4.0, 1.0];
         apply_repetition_penalty(&mut l, &[0, 1, 0, 9], 2.0);
         assert_eq!(l, vec![1.0, -2.0, 4.0, 1.0]);
+    }
+
+    #[test]
+    fn frequency_and_presence_penalties_hand_computed() {
+        // token 0 twice, token 2 once, token 9 (out of range) ignored:
+        // 2.0 - (2 * 0.5 + 0.25) = 0.75; 4.0 - (0.5 + 0.25) = 3.25.
+        let mut l = vec![2.0, -1.0, 4.0, 1.0];
+        apply_frequency_presence(&mut l, &[0, 2, 0, 9], 0.5, 0.25);
+        assert_eq!(l, vec![0.75, -1.0, 3.25, 1.0]);
+        // negative values reward repetition
+        let mut l = vec![0.0, 0.0];
+        apply_frequency_presence(&mut l, &[1], -1.0, 0.0);
+        assert_eq!(l, vec![0.0, 1.0]);
+    }
+
+    #[test]
+    fn penalties_look_only_at_the_answer() {
+        // the prompt [2, 2] is not penalised; the answer [1] is (3 - 2.5 < 1).
+        let p = SamplingParams {
+            frequency_penalty: 2.5,
+            ..SamplingParams::greedy()
+        };
+        let mut s = Sampler::new(p).unwrap();
+        assert_eq!(s.sample(&mut [0.0, 3.0, 2.9], &[2, 2, 1], 1), 2);
+        assert_eq!(s.sample(&mut [0.0, 3.0, 2.9], &[2, 2, 1], 0), 1);
     }
 
     #[test]
@@ -318,12 +384,12 @@ mod tests {
     fn greedy_is_argmax_first_on_ties() {
         assert_eq!(argmax(&[1.0, 5.0, 5.0, 2.0]), 1);
         let mut s = Sampler::new(SamplingParams::greedy()).unwrap();
-        assert_eq!(s.sample(&mut [0.0, 1.0, 3.0], &[]), 2);
+        assert_eq!(s.sample(&mut [0.0, 1.0, 3.0], &[], 0), 2);
         // the penalty can change the greedy choice: 3/4 < 1
         let mut p = SamplingParams::greedy();
         p.repeat_penalty = 4.0;
         let mut s = Sampler::new(p).unwrap();
-        assert_eq!(s.sample(&mut [0.0, 1.0, 3.0], &[2]), 1);
+        assert_eq!(s.sample(&mut [0.0, 1.0, 3.0], &[2], 0), 1);
     }
 
     #[test]
@@ -337,7 +403,7 @@ mod tests {
         let run = || {
             let mut s = Sampler::new(p.clone()).unwrap();
             (0..4000)
-                .map(|_| s.sample(&mut logits.clone(), &[]))
+                .map(|_| s.sample(&mut logits.clone(), &[], 0))
                 .collect::<Vec<_>>()
         };
         let a = run();

@@ -370,7 +370,10 @@ impl<'s> Generation<'s> {
         s.fed = s.tokens.len();
         let id = match next {
             Next::Token(id) => id,
-            Next::Logits => self.sampler.sample(&mut self.logits, &s.tokens),
+            Next::Logits => {
+                let answer = s.tokens.len().saturating_sub(self.prompt_len);
+                self.sampler.sample(&mut self.logits, &s.tokens, answer)
+            }
         };
         s.tokens.push(id);
         self.stats.generated_tokens += 1;

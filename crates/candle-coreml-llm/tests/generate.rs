@@ -73,32 +73,56 @@ fn chat_template_and_tokenizer_match_transformers() {
     }
 }
 
+/// Greedy ids equal the reference's token for token. A random model's greedy
+/// path can pass through near ties, where an fp16 difference far inside the
+/// logit tolerance picks the other token; a divergence is accepted only at a
+/// step whose reference top-1/top-2 gap is within the tolerance, and the
+/// comparison of that case ends there. Every bundle must still have a case
+/// that matches over its whole length (at least 32 tokens; 64 for
+/// sliding-window bundles, whose cases cross the window several times).
 #[test]
 fn greedy_ids_match_transformers() {
     for r in references() {
         let loaded = Loaded::new(&r);
+        let sliding = loaded.exact().engine().config().sliding_window.is_some();
+        let need = if sliding { 64 } else { 32 };
+        let mut full_matches = 0;
         for case in cases(&r, batch(&r)) {
             let llm = loaded.for_case(case);
             let n = case.greedy_ids.len();
-            assert!(n >= 32, "{} / {}: reference too short", r.bundle, case.name);
-            // Ids are comparable when no reference step is a near tie
-            // (logits are compared in any case, by step_logits_match_transformers).
-            let margin = case.min_top2_margin.unwrap_or(f64::INFINITY);
-            if margin < 2.0 * tolerance(&r, case) {
+            assert!(
+                n >= need,
+                "{} / {}: reference too short",
+                r.bundle,
+                case.name
+            );
+            let out = llm
+                .generate(&Prompt::Tokens(case.prompt_ids.clone()), &greedy(n))
+                .unwrap();
+            let same = out
+                .generated_ids
+                .iter()
+                .zip(&case.greedy_ids)
+                .take_while(|(a, b)| a == b)
+                .count();
+            if same < n {
+                let gap = top2_gap(&case.logits()[same]);
+                let tol = tolerance(&r, case);
+                assert!(
+                    gap <= tol,
+                    "{} / {}: greedy ids differ at step {same} (ours {:?}, reference {}), where the reference's top-2 gap {gap:.4} is beyond the tolerance {tol:.4}",
+                    r.bundle,
+                    case.name,
+                    out.generated_ids.get(same),
+                    case.greedy_ids[same],
+                );
                 eprintln!(
-                    "{} / {}: greedy ids not compared: the reference's top-2 margin {margin} is within twice the tolerance",
+                    "{} / {}: {same} of {n} greedy ids equal; then a near tie (top-2 gap {gap:.4})",
                     r.bundle, case.name
                 );
                 continue;
             }
-            let out = llm
-                .generate(&Prompt::Tokens(case.prompt_ids.clone()), &greedy(n))
-                .unwrap();
-            assert_eq!(
-                out.generated_ids, case.greedy_ids,
-                "{} / {}: greedy ids",
-                r.bundle, case.name
-            );
+            full_matches += 1;
             let want = match case.stop_reason.as_deref() {
                 Some("eos") => StopReason::Eos,
                 _ => StopReason::MaxTokens,
@@ -113,6 +137,30 @@ fn greedy_ids_match_transformers() {
                 .collect();
             assert_eq!(out.text, llm.tokenizer().decode(&ids, true).unwrap());
         }
+        assert!(
+            full_matches > 0,
+            "{}: no case matches the reference's greedy ids over its whole length",
+            r.bundle
+        );
+    }
+}
+
+/// The gap between the largest and second largest logit; infinite for a
+/// head without logits (an in-model argmax), where no tie can be told.
+fn top2_gap(logits: &[f32]) -> f64 {
+    let (mut first, mut second) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for &v in logits {
+        if v > first {
+            second = first;
+            first = v;
+        } else if v > second {
+            second = v;
+        }
+    }
+    if second.is_finite() {
+        f64::from(first - second)
+    } else {
+        f64::INFINITY
     }
 }
 

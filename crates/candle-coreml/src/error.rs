@@ -95,7 +95,8 @@ pub enum Error {
         message: String,
     },
 
-    /// A model kind a backend cannot run (NeuralNetwork, pipelines...).
+    /// A model kind or feature a backend cannot run (tree ensembles, a
+    /// compiled NeuralNetwork on the portable backend...).
     #[error("{what} is not supported by the {backend} backend")]
     Unsupported {
         /// What is not supported.
@@ -111,6 +112,30 @@ pub enum Error {
         function: String,
         /// Each unknown op as (op type, output name).
         ops: Vec<(String, String)>,
+    },
+
+    /// NeuralNetwork layers the portable backend cannot translate, all listed
+    /// at once.
+    #[error("{path}: NeuralNetwork layers the portable backend cannot run: {}", .layers.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", "))]
+    UnsupportedLayers {
+        /// The model file.
+        path: PathBuf,
+        /// Each layer, in network order (nested networks included).
+        layers: Vec<UnsupportedLayer>,
+    },
+
+    /// A NeuralNetwork layer whose parameters, inputs or weights are wrong
+    /// for its type.
+    #[error("{path}: layer {layer:?} ({layer_type}): {message}")]
+    InvalidLayer {
+        /// The model file.
+        path: PathBuf,
+        /// The layer's name.
+        layer: String,
+        /// The layer's type (`convolution`, `innerProduct`...).
+        layer_type: &'static str,
+        /// What is wrong.
+        message: String,
     },
 
     /// An op whose arguments are wrong for its type.
@@ -283,6 +308,28 @@ pub enum Error {
     /// [`Error::InvalidOp`], which name the op), and internal invariants.
     #[error("{0}")]
     Msg(String),
+}
+
+/// A NeuralNetwork layer the portable backend cannot translate (in
+/// [`Error::UnsupportedLayers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsupportedLayer {
+    /// The layer's name.
+    pub layer: String,
+    /// The layer's type (`custom`, `convolution`...).
+    pub layer_type: &'static str,
+    /// What the backend cannot do.
+    pub what: String,
+}
+
+impl std::fmt::Display for UnsupportedLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (layer {:?}): {}",
+            self.layer_type, self.layer, self.what
+        )
+    }
 }
 
 /// ` (domain code)` after a native error's message, when there is a domain.

@@ -28,6 +28,7 @@ pub mod image_input;
 pub mod mil;
 mod model;
 pub mod native;
+pub mod neuralnetwork;
 mod options;
 pub mod portable;
 

@@ -127,3 +127,26 @@ fn missing_weights_are_described_and_named_at_load() {
     }
     assert!(err.report().contains("weight.bin"), "{}", err.report());
 }
+
+/// The stages of a pipeline keep their weights unmapped too: the package is
+/// described without them, and loading it names the stage's missing file.
+#[test]
+fn missing_pipeline_stage_weights_are_named_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("pipeline.mlpackage");
+    copy_dir(&fixture("pipeline.mlpackage"), &pkg);
+    std::fs::remove_file(pkg.join("Data/com.apple.CoreML/weights/0-weight.bin")).unwrap();
+
+    let file = candle_coreml::format::open(&pkg).unwrap();
+    assert_eq!(file.body.kind(), "pipeline");
+    let err = Model::builder()
+        .backend(Backend::Portable)
+        .load(&pkg)
+        .unwrap_err();
+    match &err {
+        Error::MissingWeights { path, .. } => {
+            assert!(path.ends_with("weights/0-weight.bin"), "{path:?}")
+        }
+        other => panic!("expected MissingWeights, got {other:?}"),
+    }
+}

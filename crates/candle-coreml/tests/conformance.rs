@@ -4,10 +4,14 @@
 //! program (`model.mlpackage`), its inputs and the outputs numpy/torch expect
 //! (`case.npz`, arrays named `input:<name>` and `output:<name>`), and its
 //! tolerances (`case.json`). The cases come from `tools/gen_conformance.py`.
+//! NeuralNetwork cases (`tests/fixtures/conformance_nn/<layerType>/<case>/`,
+//! a `model.mlmodel` each, from `tools/gen_conformance_neuralnetwork.py`) are
+//! tagged `nn/<layerType>/<case>` in the manifest.
 //!
 //! This is a `harness = false` test ([libtest_mimic]): each case is its own
-//! trial named `<op>::<case>`, so `cargo test --test conformance -- abs::`
-//! runs the `abs` cases and `-- --list` lists them all.
+//! trial named `<op>::<case>` (`nn::<layerType>::<case>` for NeuralNetwork
+//! layers), so `cargo test --test conformance -- abs::` runs the `abs` cases,
+//! `-- nn::` the NeuralNetwork ones, and `-- --list` lists them all.
 //!
 //! `tests/conformance_manifest.txt` lists every case as `pass`, `fail` or
 //! `skip`. A `pass` case must pass; a `fail` case must still fail (kind
@@ -16,10 +20,10 @@
 //! and so does a manifest entry with no case on disk. Run with
 //! `CONFORMANCE_WRITE_MANIFEST=1` to rewrite the manifest from the results.
 //!
-//! The trial `coverage::readme_is_current` counts the MIL op names with a
-//! passing case and checks the README's coverage lines (between the
-//! `conformance:` marker comments); run with `UPDATE_README=1` to rewrite
-//! them.
+//! The trial `coverage::readme_is_current` counts the MIL op names and the
+//! NeuralNetwork layer types with a passing case and checks the README's
+//! coverage lines (between the `conformance:` marker comments); run with
+//! `UPDATE_README=1` to rewrite them.
 
 mod conformance_support;
 
@@ -28,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use conformance_support::{
-    all_ops, find_cases, read_manifest, run_guarded, write_manifest, Case, Status,
+    all_layers, all_ops, find_cases, read_manifest, run_guarded, write_manifest, Case, Status,
 };
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -97,7 +101,12 @@ fn trials_after_rewrite() -> anyhow::Result<Vec<Trial>> {
 
 /// The trial of one case, judged by its manifest status.
 fn case_trial(case: Case, status: Option<Status>) -> Trial {
-    let name = case.tag.replacen('/', "::", 1);
+    // `abs/basic` -> `abs::basic`, `nn/add/alpha` -> `nn::add::alpha`.
+    let name = if case.tag.starts_with("nn/") {
+        case.tag.replacen('/', "::", 2)
+    } else {
+        case.tag.replacen('/', "::", 1)
+    };
     let trial = Trial::test(name, move || match status {
         None => {
             let how = match run_guarded(&case) {
@@ -125,54 +134,121 @@ fn readme_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")
 }
 
-/// Runs every case, counts the MIL op names with a passing case, and checks
-/// (or, with `UPDATE_README=1`, rewrites) the README's coverage lines.
-fn readme_is_current() -> Result<(), Failed> {
-    let ops = all_ops().map_err(|e| format!("{e:#}"))?;
-    let cases = find_cases().map_err(|e| format!("{e:#}"))?;
-    let mut covered = BTreeSet::new();
-    for case in &cases {
-        if run_guarded(case).is_ok() {
-            covered.insert(case.tag.split('/').next().unwrap_or_default().to_string());
+/// What the cases cover: MIL op names and NeuralNetwork layer types with a
+/// passing case.
+struct Coverage {
+    ops: BTreeSet<String>,
+    layers: BTreeSet<String>,
+}
+
+/// Runs every case and collects what passes.
+fn coverage() -> anyhow::Result<Coverage> {
+    let mut cov = Coverage {
+        ops: BTreeSet::new(),
+        layers: BTreeSet::new(),
+    };
+    for case in find_cases()? {
+        if run_guarded(&case).is_err() {
+            continue;
         }
+        let (set, rest) = match case.tag.strip_prefix("nn/") {
+            Some(rest) => (&mut cov.layers, rest),
+            None => (&mut cov.ops, case.tag.as_str()),
+        };
+        set.insert(rest.split('/').next().unwrap_or_default().to_string());
     }
-    if !covered.is_empty() {
+    if !cov.ops.is_empty() {
         // Every case program is made of `const` ops besides the op under test.
-        covered.insert("const".to_string());
+        cov.ops.insert("const".to_string());
     }
-    let have: Vec<&str> = ops
-        .iter()
-        .filter(|o| covered.contains(*o))
+    Ok(cov)
+}
+
+/// `all` split into the names in `covered` and the others, in order.
+fn split<'a>(
+    all: &'a BTreeSet<String>,
+    covered: &BTreeSet<String>,
+) -> (Vec<&'a str>, Vec<&'a str>) {
+    all.iter()
         .map(String::as_str)
-        .collect();
-    let missing: Vec<&str> = ops
-        .iter()
-        .filter(|o| !covered.contains(*o))
-        .map(String::as_str)
-        .collect();
-    let count = format!("{} of the {}", have.len(), ops.len());
-    let list = format!(
+        .partition(|n| covered.contains(*n))
+}
+
+/// Why a NeuralNetwork layer type has no passing case.
+fn layer_gap(layer: &str) -> &'static str {
+    match layer {
+        "custom" => {
+            "custom layers run code of the model's author, which a model file does not hold"
+        }
+        _ => "no passing conformance case yet",
+    }
+}
+
+/// The README's coverage sections: (marker, body) pairs.
+fn readme_sections(cov: &Coverage) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let (ops, layers) = (all_ops()?, all_layers()?);
+    let (have, missing) = split(&ops, &cov.ops);
+    let op_list = format!(
         "\nMIL op names with a passing conformance case ({}): {}.\n\nWithout one ({}): {}.\n",
         have.len(),
         have.join(", "),
         missing.len(),
         missing.join(", ")
     );
+    let op_count = format!("{} of the {}", have.len(), ops.len());
+    let (have_nn, missing_nn) = split(&layers, &cov.layers);
+    let code = |v: &[&str]| {
+        v.iter()
+            .map(|l| format!("`{l}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut nn_list = format!(
+        "\nNeuralNetwork layer types with a passing conformance case ({}): {}.\n",
+        have_nn.len(),
+        code(&have_nn)
+    );
+    if !missing_nn.is_empty() {
+        nn_list.push_str(&format!("\nWithout one ({}):\n", missing_nn.len()));
+        for l in &missing_nn {
+            nn_list.push_str(&format!("- `{l}`: {}\n", layer_gap(l)));
+        }
+    }
+    let nn_count = format!("{} of the {}", have_nn.len(), layers.len());
+    Ok(vec![
+        ("conformance:count", op_count),
+        ("conformance:ops", op_list),
+        ("conformance:nn-count", nn_count),
+        ("conformance:nn-layers", nn_list),
+    ])
+}
+
+/// Runs every case, counts the MIL op names and NeuralNetwork layer types
+/// with a passing case, and checks (or, with `UPDATE_README=1`, rewrites) the
+/// README's coverage lines.
+fn readme_is_current() -> Result<(), Failed> {
+    let cov = coverage().map_err(|e| format!("{e:#}"))?;
+    let sections = readme_sections(&cov).map_err(|e| format!("{e:#}"))?;
     let path = readme_path();
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let updated = replace_between(&text, "conformance:count", &count)
-        .and_then(|t| replace_between(&t, "conformance:ops", &list))
-        .map_err(Failed::from)?;
+    let mut updated = text.clone();
+    for (marker, body) in &sections {
+        updated = replace_between(&updated, marker, body).map_err(Failed::from)?;
+    }
+    let counts = format!(
+        "{} MIL op names, {} NeuralNetwork layer types",
+        sections[0].1, sections[2].1
+    );
     if updated == text {
         return Ok(());
     }
     if std::env::var_os("UPDATE_README").is_some() {
         std::fs::write(&path, updated).map_err(|e| format!("{}: {e}", path.display()))?;
-        println!("conformance: README coverage rewritten ({count} MIL op names)");
+        println!("conformance: README coverage rewritten ({counts})");
         return Ok(());
     }
     Err(format!(
-        "README.md's op coverage is stale: {count} MIL op names have a passing case; \
+        "README.md's coverage is stale: {counts} have a passing case; \
          rerun with UPDATE_README=1 to rewrite it"
     )
     .into())

@@ -347,7 +347,7 @@ fn pipeline_and_neural_network_folders() {
     assert_eq!(models[0].body.kind(), "mlProgram");
     assert!(matches!(
         models[1].body,
-        ModelBody::NeuralNetwork { layers: 0 }
+        ModelBody::NeuralNetwork { layers: 0, .. }
     ));
     assert_eq!(models[1].spec_version, Some(4));
     assert_eq!(

@@ -249,19 +249,18 @@ fn multifunction_functions_share_one_file() {
     }
 }
 
+/// A NeuralNetwork model and a pipeline of two ML Programs run on the
+/// portable backend (translated to, and merged into, one MIL function).
 #[test]
-fn unsupported_model_kinds_say_so() {
-    for path in ["models/neural_network.mlmodel", "models/pipeline.mlpackage"] {
-        match Model::builder()
-            .backend(Backend::Portable)
-            .load(fixture(path))
-        {
-            Err(Error::Unsupported { what, backend }) => {
-                assert_eq!(backend, "portable");
-                assert!(what.contains(path.rsplit('/').next().unwrap()), "{what}");
-            }
-            other => panic!("{path}: expected Unsupported, got {other:?}"),
-        }
+fn neural_network_and_pipeline_match_torch() {
+    for name in ["neural_network", "pipeline"] {
+        let ext = if name == "pipeline" {
+            "mlpackage"
+        } else {
+            "mlmodel"
+        };
+        let model = load(&format!("models/{name}.{ext}"));
+        check_case(&model, &npz(&format!("models/{name}.npz")), "", FP32);
     }
 }
 

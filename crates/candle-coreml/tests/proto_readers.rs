@@ -284,7 +284,7 @@ fn neural_network_pipeline_and_other_kinds() {
     assert_eq!(models.len(), 2);
     assert!(matches!(
         models[0].body,
-        ModelBody::NeuralNetwork { layers: 3 }
+        ModelBody::NeuralNetwork { layers: 3, .. }
     ));
     assert_eq!(models[1].body.kind(), "identity");
     assert_eq!(models[0].path, path);

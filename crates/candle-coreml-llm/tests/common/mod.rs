@@ -93,9 +93,8 @@ impl Case {
 pub fn references() -> Vec<Reference> {
     let dir = fixtures().join("references");
     let mut out = vec![];
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return out;
-    };
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (the fixtures are committed)", dir.display()));
     let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     paths.sort();
     for p in paths {
@@ -153,6 +152,11 @@ impl Loaded {
             exact: load(&r.bundle),
             windows,
         }
+    }
+
+    /// The bundle as loaded by default (exact prefill).
+    pub fn exact(&self) -> &Arc<Llm> {
+        &self.exact
     }
 
     pub fn for_case(&self, c: &Case) -> &Arc<Llm> {

@@ -148,7 +148,10 @@ fn other_body(path: &Path, meta: Option<&Map<String, Json>>, depth: usize) -> Re
         .unwrap_or("unknown");
     let short = kind.strip_prefix("MLModelType_").unwrap_or(kind);
     if short.to_ascii_lowercase().contains("neuralnetwork") {
-        Ok(ModelBody::NeuralNetwork { layers: 0 })
+        Ok(ModelBody::NeuralNetwork {
+            layers: 0,
+            network: None,
+        })
     } else {
         Ok(ModelBody::Other(short.to_string()))
     }

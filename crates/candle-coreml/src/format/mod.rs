@@ -1,5 +1,5 @@
 //! Readers for the three Core ML containers. Each produces a [`ModelFile`]:
-//! the model's description and, for ML Programs, one [`Program`].
+//! the model's description and, for ML Programs, one [`Program`](crate::mil::Program).
 //!
 //! Nothing in this module knows about candle.
 

@@ -8,6 +8,7 @@ use super::blob::BlobResolver;
 use crate::description::ModelDescription;
 use crate::error::Result;
 use crate::mil::{Binding, Block, Program, Value};
+use crate::neuralnetwork::{ClassLabels, Network};
 
 /// The container a model came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -37,10 +38,14 @@ impl ModelFormat {
 pub enum ModelBody {
     /// An ML Program.
     Program(Program),
-    /// An old-style NeuralNetwork model (described, not runnable by the portable backend).
+    /// A NeuralNetwork model (the layer list of NeuralNetwork.proto).
     NeuralNetwork {
         /// Number of layers.
         layers: usize,
+        /// The layers, translated to MIL by the portable backend at load;
+        /// `None` when the container holds only the compiled network
+        /// (`.mlmodelc`).
+        network: Option<std::sync::Arc<Network>>,
     },
     /// A pipeline of sub-models, in order.
     Pipeline(Vec<ModelFile>),
@@ -82,9 +87,9 @@ pub struct ModelFile {
 
 impl ModelFile {
     /// Maps every weight-file constant of the program (readers leave them
-    /// unmapped, so [`open`] never touches weights): each weight file is
+    /// unmapped, so [`open`](super::open) never touches weights): each weight file is
     /// memory-mapped once and every blob is checked against its declared
-    /// dtype and shape. A missing weight file is [`Error::MissingWeights`]
+    /// dtype and shape. A missing weight file is [`Error::MissingWeights`](crate::Error::MissingWeights)
     /// naming it. Sub-models of a pipeline are mapped too.
     pub fn map_weights(&mut self) -> Result<()> {
         let mut blobs = BlobResolver::new(&self.weights_root);
@@ -97,6 +102,18 @@ impl ModelFile {
             }
             ModelBody::Pipeline(models) => models.iter_mut().try_for_each(ModelFile::map_weights),
             ModelBody::NeuralNetwork { .. } | ModelBody::Other(_) => Ok(()),
+        }
+    }
+
+    /// The class labels of a NeuralNetwork classifier, or of the last
+    /// classifier stage of a pipeline.
+    pub fn class_labels(&self) -> Option<&ClassLabels> {
+        match &self.body {
+            ModelBody::NeuralNetwork {
+                network: Some(n), ..
+            } => n.class_labels(),
+            ModelBody::Pipeline(stages) => stages.iter().rev().find_map(|s| s.class_labels()),
+            _ => None,
         }
     }
 

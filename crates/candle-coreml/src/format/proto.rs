@@ -24,9 +24,9 @@ use crate::mil::{
     Argument, Binding, Block, ByteView, DataType, Dim, Function, NamedValueType, Operation,
     Program, TensorData, TensorType, TensorValue, Value, ValueType,
 };
+use crate::neuralnetwork::Network;
 
-/// How deeply pipelines, nested blocks, values and types may nest.
-pub const MAX_DEPTH: usize = 64;
+pub use crate::mil::MAX_DEPTH;
 
 /// The name a single-function model's function gets when the program does
 /// not name it.
@@ -134,9 +134,9 @@ impl Converter<'_> {
         let pipeline = match t {
             None => return Err(self.err("the model sets no model type")),
             Some(T::MlProgram(p)) => return self.program(p).map(ModelBody::Program),
-            Some(T::NeuralNetwork(n)) => return Ok(nn(n.layers.len())),
-            Some(T::NeuralNetworkClassifier(n)) => return Ok(nn(n.layers.len())),
-            Some(T::NeuralNetworkRegressor(n)) => return Ok(nn(n.layers.len())),
+            Some(T::NeuralNetwork(n)) => return Ok(nn(Network::from_plain(n))),
+            Some(T::NeuralNetworkClassifier(n)) => return Ok(nn(Network::from_classifier(n))),
+            Some(T::NeuralNetworkRegressor(n)) => return Ok(nn(Network::from_regressor(n))),
             Some(T::Pipeline(p)) => p,
             Some(T::PipelineClassifier(p)) => p.pipeline.unwrap_or_default(),
             Some(T::PipelineRegressor(p)) => p.pipeline.unwrap_or_default(),
@@ -454,8 +454,11 @@ impl Converter<'_> {
     }
 }
 
-fn nn(layers: usize) -> ModelBody {
-    ModelBody::NeuralNetwork { layers }
+fn nn(network: Network) -> ModelBody {
+    ModelBody::NeuralNetwork {
+        layers: network.layer_count(),
+        network: Some(std::sync::Arc::new(network)),
+    }
 }
 
 fn body_program(body: &ModelBody) -> Option<&Program> {

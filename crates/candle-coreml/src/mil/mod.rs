@@ -12,3 +12,8 @@ pub use program::{
 };
 pub use types::{DataType, Dim, TensorType, ValueType};
 pub use value::{BlobRef, ByteView, TensorData, TensorValue, Value};
+
+/// How deeply pipelines, nested blocks, values and types may nest (the
+/// protobuf reader refuses deeper models); walks over the nested networks of
+/// NeuralNetwork branches and loops stop at this depth too.
+pub const MAX_DEPTH: usize = 64;

@@ -1,6 +1,6 @@
 //! The native backend: Apple's Core ML runtime through objc2.
 //!
-//! Compiled only on Apple targets; elsewhere [`load`] is a stub answering
+//! Compiled only on Apple targets; elsewhere `load` is a stub answering
 //! [`crate::Error::BackendUnavailable`] (candle-core's real-or-stub
 //! pattern), so user code needs no `cfg`.
 

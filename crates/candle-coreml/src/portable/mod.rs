@@ -62,13 +62,13 @@ impl PortableModel {
     /// Prepares the function `options.function` (or the default) of `file`
     /// on `options.device`, sharing device constants through `consts`.
     fn new(file: Arc<ModelFile>, options: ModelOptions, consts: Arc<ConstCache>) -> Result<Self> {
+        // NeuralNetworks and pipelines run as the MIL program they translate to.
+        let translated;
         let program = match &file.body {
             ModelBody::Program(p) => p,
-            other => {
-                return Err(Error::Unsupported {
-                    what: format!("a {} model ({})", other.kind(), file.path.display()),
-                    backend: "portable",
-                })
+            _ => {
+                translated = crate::neuralnetwork::pipeline::program_of(&file)?;
+                &translated
             }
         };
         let name = resolve_function(&file.description, options.function.as_deref())?;

@@ -14,6 +14,11 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance")
 }
 
+/// Where the NeuralNetwork cases live (tags `nn/<layerType>/<case>`).
+pub fn root_nn() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance_nn")
+}
+
 /// The manifest file.
 pub fn manifest_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance_manifest.txt")
@@ -75,10 +80,20 @@ pub fn read_manifest() -> anyhow::Result<BTreeMap<String, (Status, String)>> {
     Ok(out)
 }
 
-/// Every `<op>/<case>` directory holding a `case.json`, sorted.
+/// Every case on disk, sorted by tag: the `<op>/<case>` directories of MIL
+/// ops and the `nn/<layerType>/<case>` directories of NeuralNetwork layers.
 pub fn find_cases() -> anyhow::Result<Vec<Case>> {
+    let mut cases = find_cases_in(&root(), "")?;
+    cases.extend(find_cases_in(&root_nn(), "nn/")?);
+    cases.sort_by(|a, b| a.tag.cmp(&b.tag));
+    Ok(cases)
+}
+
+/// The `<op>/<case>` directories under `root` holding a `case.json`, tagged
+/// with `prefix`.
+fn find_cases_in(root: &Path, prefix: &str) -> anyhow::Result<Vec<Case>> {
     let mut cases = Vec::new();
-    for op in std::fs::read_dir(root())? {
+    for op in std::fs::read_dir(root)? {
         let op = op?.path();
         if !op.is_dir() {
             continue;
@@ -92,13 +107,12 @@ pub fn find_cases() -> anyhow::Result<Vec<Case>> {
                         .unwrap_or_default()
                 };
                 cases.push(Case {
-                    tag: format!("{}/{}", name(&op), name(&dir)),
+                    tag: format!("{prefix}{}/{}", name(&op), name(&dir)),
                     dir,
                 });
             }
         }
     }
-    cases.sort_by(|a, b| a.tag.cmp(&b.tag));
     Ok(cases)
 }
 
@@ -162,9 +176,13 @@ fn run_case(case: &Case) -> anyhow::Result<()> {
             expected.push((n.to_string(), t));
         }
     }
-    let model = Model::builder()
-        .backend(Backend::Portable)
-        .load(case.dir.join("model.mlpackage"))?;
+    // MIL cases hold an ML program package, NeuralNetwork cases a .mlmodel.
+    let file = ["model.mlpackage", "model.mlmodel"]
+        .iter()
+        .map(|f| case.dir.join(f))
+        .find(|p| p.exists())
+        .ok_or_else(|| anyhow::anyhow!("no model.mlpackage or model.mlmodel"))?;
+    let model = Model::builder().backend(Backend::Portable).load(file)?;
     let mut outputs = model.predict(inputs.iter().map(|(n, t)| (n.as_str(), t)))?;
     for (name, want) in &expected {
         let got = outputs
@@ -212,6 +230,18 @@ fn one_line(s: &str) -> String {
 /// The MIL op names of the iOS15-iOS18 opsets (written by the generator).
 pub fn all_ops() -> anyhow::Result<BTreeSet<String>> {
     let text = std::fs::read_to_string(root().join("all_ops.txt"))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
+
+/// The NeuralNetwork layer types of NeuralNetwork.proto (written by the
+/// NeuralNetwork generator).
+pub fn all_layers() -> anyhow::Result<BTreeSet<String>> {
+    let text = std::fs::read_to_string(root_nn().join("all_layers.txt"))?;
     Ok(text
         .lines()
         .map(str::trim)

@@ -202,7 +202,7 @@ fn model_json(mf: &ModelFile) -> Json {
         _ => None,
     };
     let layer_count = match &mf.body {
-        ModelBody::NeuralNetwork { layers } => Some(*layers),
+        ModelBody::NeuralNetwork { layers, .. } => Some(*layers),
         _ => None,
     };
     json!({

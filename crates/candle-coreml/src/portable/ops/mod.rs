@@ -14,6 +14,7 @@ mod gather_scatter;
 mod image;
 mod linear;
 mod list;
+mod nn_output;
 mod normalization;
 mod pool;
 mod quantization;
@@ -42,6 +43,7 @@ pub(crate) fn registry() -> Registry {
     image::register(&mut reg);
     linear::register(&mut reg);
     list::register(&mut reg);
+    nn_output::register(&mut reg);
     normalization::register(&mut reg);
     pool::register(&mut reg);
     quantization::register(&mut reg);
