@@ -2,10 +2,7 @@
 //!
 //! Three ways, picked from the geometry:
 //! - **direct** when every group has one input channel (depthwise convs and
-//!   their channel multipliers): one task per output plane, the input plane
-//!   zero-padded once into a scratch buffer and split by column phase so
-//!   that strided convs read contiguous memory, the K*K taps accumulated
-//!   row by row in vectorized loops;
+//!   their channel multipliers): see `depthwise`;
 //! - **1x1** (stride 1, no padding): the input already is the GEMM's right
 //!   operand `[C_in, H*W]`;
 //! - **im2col + GEMM** otherwise, in bands of output columns small enough to
@@ -18,8 +15,8 @@
 //! residual add) to its own tile while it is in cache.
 
 use super::act::{self, Act};
+use super::depthwise::depthwise;
 use super::gemm::{gemm, Mat};
-use super::simd::multiversion;
 use super::{par_for, threads, with_scratch, Shared};
 use crate::error::{Error, Result};
 
@@ -97,7 +94,7 @@ pub(crate) struct Epilogue<'a> {
 impl Epilogue<'_> {
     /// Applies the epilogue to `v`, the values of output channel `co` at
     /// flat output positions `at..at + v.len()` (over the whole NCHW output).
-    fn apply(&self, v: &mut [f32], co: usize, at: usize) {
+    pub(super) fn apply(&self, v: &mut [f32], co: usize, at: usize) {
         if let Some(b) = self.bias {
             act::add_scalar(v, b[co]);
         }
@@ -128,112 +125,12 @@ pub(crate) fn conv2d(g: &Geom, x: &[f32], w: &[f32], epi: &Epilogue<'_>) -> Resu
     }
     let mut out = vec![0f32; total];
     if g.c_in == g.groups {
-        direct(g, ho, wo, x, w, epi, &mut out);
+        depthwise(g, ho, wo, x, w, epi, &mut out);
     } else {
         gemm_conv(g, ho, wo, x, w, epi, &mut out)?;
     }
     Ok(out)
 }
-
-/// One-input-channel-per-group convolution, one task per output plane.
-fn direct(
-    g: &Geom,
-    ho: usize,
-    wo: usize,
-    x: &[f32],
-    w: &[f32],
-    epi: &Epilogue<'_>,
-    out: &mut [f32],
-) {
-    let per_group = g.c_out / g.groups;
-    let plane = ho * wo;
-    let shared = Shared::new(out);
-    let (ph, pw) = (g.h + g.pad[0].0 + g.pad[0].1, g.w + g.pad[1].0 + g.pad[1].1);
-    let s1 = g.stride[1];
-    let phase_w = pw.div_ceil(s1);
-    par_for(g.n * g.c_out, |task| {
-        let (b, co) = (task / g.c_out, task % g.c_out);
-        let ci = co / per_group;
-        let src = &x[(b * g.c_in + ci) * g.h * g.w..][..g.h * g.w];
-        let k = &w[co * g.kh * g.kw..][..g.kh * g.kw];
-        // SAFETY: each task writes only its own output plane.
-        let dst = unsafe { shared.part(task * plane, plane) };
-        with_scratch(ph * phase_w * s1, |padded| {
-            pad_phases(src, g, padded, phase_w);
-            let p = DwPlane {
-                ph,
-                phase_w,
-                kh: g.kh,
-                kw: g.kw,
-                stride: g.stride,
-                dil: g.dil,
-                wo,
-            };
-            dw_plane(padded, k, dst, p);
-        });
-        epi.apply(dst, co, task * plane);
-    });
-}
-
-/// Zero-pads plane `src` (`g.h x g.w`) into `dst`, as `stride[1]` phase
-/// planes of `phase_w` columns: padded column `c` goes to phase `c % s` at
-/// column `c / s`.
-fn pad_phases(src: &[f32], g: &Geom, dst: &mut [f32], phase_w: usize) {
-    let s = g.stride[1];
-    let ph = g.h + g.pad[0].0 + g.pad[0].1;
-    dst.fill(0.0);
-    for y in 0..g.h {
-        let row = &src[y * g.w..][..g.w];
-        let py = y + g.pad[0].0;
-        if s == 1 {
-            dst[py * phase_w + g.pad[1].0..][..g.w].copy_from_slice(row);
-            continue;
-        }
-        for (x, &v) in row.iter().enumerate() {
-            let c = x + g.pad[1].0;
-            dst[((c % s) * ph + py) * phase_w + c / s] = v;
-        }
-    }
-}
-
-/// The geometry of one depthwise output plane over its phase-split,
-/// zero-padded input (see [`pad_phases`]).
-#[derive(Debug, Clone, Copy)]
-struct DwPlane {
-    /// Padded input height.
-    ph: usize,
-    /// Columns of each phase plane.
-    phase_w: usize,
-    kh: usize,
-    kw: usize,
-    stride: [usize; 2],
-    dil: [usize; 2],
-    /// Output width.
-    wo: usize,
-}
-
-#[inline(always)]
-fn dw_plane_generic(src: &[f32], k: &[f32], dst: &mut [f32], p: DwPlane) {
-    let s1 = p.stride[1];
-    for (oy, row) in dst.chunks_exact_mut(p.wo).enumerate() {
-        row.fill(0.0);
-        for ky in 0..p.kh {
-            let iy = oy * p.stride[0] + ky * p.dil[0];
-            for kx in 0..p.kw {
-                let c = kx * p.dil[1];
-                let (phase, off) = (c % s1, c / s1);
-                let base = (phase * p.ph + iy) * p.phase_w + off;
-                let wv = k[ky * p.kw + kx];
-                let srow = &src[base..base + p.wo];
-                for (o, &v) in row.iter_mut().zip(srow) {
-                    *o += wv * v;
-                }
-            }
-        }
-    }
-}
-
-multiversion!(fn dw_plane(src: &[f32], k: &[f32], dst: &mut [f32], p: DwPlane) => dw_plane_generic);
 
 /// Scratch floats an im2col band may take (about 1 MiB).
 const BAND_FLOATS: usize = 1 << 18;

@@ -112,6 +112,18 @@ fn cases() -> Vec<Geom> {
             ..geom(6, 6 * mult, (19, 21), (k, k), 6)
         });
     }
+    // Depthwise with dilation and per-axis strides; a plane taller than one
+    // accumulator block (several row blocks).
+    v.push(Geom {
+        stride: [2, 3],
+        dil: [2, 2],
+        pad: [(2, 1), (3, 2)],
+        ..geom(5, 5, (17, 23), (3, 3), 5)
+    });
+    v.push(Geom {
+        pad: [(1, 1), (1, 1)],
+        ..geom(2, 2, (90, 70), (3, 3), 2)
+    });
     v
 }
 

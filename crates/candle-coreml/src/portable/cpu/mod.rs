@@ -17,6 +17,7 @@
 
 pub(crate) mod act;
 pub(crate) mod conv2d;
+mod depthwise;
 pub(crate) mod gemm;
 pub(crate) mod simd;
 
