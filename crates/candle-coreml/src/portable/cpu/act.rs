@@ -29,23 +29,28 @@ pub(crate) enum Act {
     HardSwish(Option<f32>, f32, f32),
 }
 
-/// `exp(x)` for f32 without a library call, so loops of it vectorize:
-/// `2^n * p(r)` with `x = n ln2 + r`, `|r| <= ln2/2`, p of degree 6
-/// (relative error about 2e-7 over the range that does not overflow).
+/// `exp(x)` for f32 without a library call or a float-to-int conversion, so
+/// loops of it vectorize: `2^n * p(r)` with `x = n ln2 + r`, `|r| <= ln2/2`,
+/// p of degree 6 (relative error about 2e-7). `x` is clamped to
+/// `[-87.3, 88.3]`, where `2^n` stays a normal float.
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.3, 88.7);
-    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    // Adding 1.5 * 2^23 rounds to an integer, which the low mantissa bits
+    // then hold (two's complement): no `as i32`, whose saturating semantics
+    // do not vectorize.
+    const MAGIC: f32 = 12_582_912.0;
+    let x = x.clamp(-87.3, 88.3);
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (0.166_666_67
                     + r * (0.041_666_41 + r * (0.008_333_452 + r * 0.001_388_889)))));
-    // 2^n from the exponent bits (n is in -126..=128 after the clamp; 128 and
-    // -126 edges are covered by the clamp range staying finite).
-    let scale = f32::from_bits(((n as i32 + 127).clamp(1, 254) as u32) << 23);
-    p * scale
+    // n is in -126..=127 here: 2^n from the exponent bits.
+    let bits = t.to_bits().wrapping_sub(MAGIC.to_bits()).wrapping_add(127) << 23;
+    p * f32::from_bits(bits)
 }
 
 #[inline(always)]
