@@ -5,6 +5,7 @@
 use candle_core::{Device, Tensor};
 
 use super::*;
+use crate::portable::cpu::depthwise::max_pool;
 use crate::portable::cpu::simd::{forced, Level};
 
 fn data(n: usize, seed: usize) -> Vec<f32> {
@@ -194,4 +195,55 @@ fn bad_sizes_are_errors() {
     assert!(conv2d(&g, &data(16, 1), &w, &Epilogue::default()).is_err());
     let g = geom(4, 6, (5, 5), (3, 3), 3);
     assert!(conv2d(&g, &data(100, 1), &w, &Epilogue::default()).is_err());
+}
+
+/// Max pooling over phase planes against candle's (input padded with -inf
+/// explicitly, then valid pooling), for several windows and strides.
+#[test]
+fn max_pool_matches_candle() {
+    let dev = Device::Cpu;
+    for (k, s, pad) in [
+        ((3, 3), [2, 2], [(1, 1), (1, 1)]),
+        ((2, 2), [2, 2], [(0, 1), (0, 0)]),
+        ((3, 2), [1, 3], [(2, 0), (1, 1)]),
+    ] {
+        let g = Geom {
+            n: 2,
+            stride: s,
+            pad,
+            ..geom(3, 3, (17, 20), k, 3)
+        };
+        let x = data(g.n * g.c_in * g.h * g.w, 9);
+        let (ho, wo) = g.out_hw().unwrap();
+        let mut got = vec![0f32; g.n * g.c_out * ho * wo];
+        max_pool(&g, ho, wo, &x, &mut got);
+        let t = Tensor::from_vec(x.clone(), (g.n, g.c_in, g.h, g.w), &dev).unwrap();
+        let ninf = |shape: (usize, usize, usize, usize)| {
+            Tensor::full(f32::NEG_INFINITY, shape, &dev).unwrap()
+        };
+        let (n, c) = (g.n, g.c_in);
+        let t = Tensor::cat(
+            &[
+                &ninf((n, c, pad[0].0, g.w)),
+                &t,
+                &ninf((n, c, pad[0].1, g.w)),
+            ],
+            2,
+        )
+        .unwrap();
+        let hp = t.dim(2).unwrap();
+        let t = Tensor::cat(
+            &[&ninf((n, c, hp, pad[1].0)), &t, &ninf((n, c, hp, pad[1].1))],
+            3,
+        )
+        .unwrap();
+        let want: Vec<f32> = t
+            .max_pool2d_with_stride(k, (s[0], s[1]))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(got, want, "{g:?}");
+    }
 }

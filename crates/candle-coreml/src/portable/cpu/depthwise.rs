@@ -60,6 +60,65 @@ pub(super) fn depthwise(
     out: &mut [f32],
 ) {
     let per_group = g.c_out / g.groups;
+    let ksize = g.kh * g.kw;
+    let tap_sum = |co: usize, acc: &mut [f32], taps: &[&[f32]]| {
+        let k = &w[co * ksize..][..ksize];
+        scale(acc, taps[0], k[0]);
+        for (src, &wv) in taps.iter().zip(k).skip(1) {
+            axpy(acc, src, wv);
+        }
+    };
+    planes(
+        g,
+        ho,
+        wo,
+        x,
+        0.0,
+        out,
+        |co| co / per_group,
+        tap_sum,
+        |dst, co, at| epi.apply(dst, co, at),
+    );
+}
+
+/// Valid max pooling of the planes of `x` padded by `g.pad` with -inf
+/// (`g`: one group per channel, `c_out == c_in`, the window as the kernel).
+pub(crate) fn max_pool(g: &Geom, ho: usize, wo: usize, x: &[f32], out: &mut [f32]) {
+    let window_max = |_: usize, acc: &mut [f32], taps: &[&[f32]]| {
+        acc.copy_from_slice(taps[0]);
+        for src in &taps[1..] {
+            vmax(acc, src);
+        }
+    };
+    planes(
+        g,
+        ho,
+        wo,
+        x,
+        f32::NEG_INFINITY,
+        out,
+        |c| c,
+        window_max,
+        |_, _, _| {},
+    );
+}
+
+/// Runs one task per output plane: pads input plane `input(co)` into phase
+/// planes with `fill`, then `block(co, acc, taps)` computes each block of
+/// phase-width output rows from the taps' runs of the phase planes, and
+/// `finish(plane, co, at)` sees the finished plane at flat offset `at`.
+#[allow(clippy::too_many_arguments)]
+fn planes(
+    g: &Geom,
+    ho: usize,
+    wo: usize,
+    x: &[f32],
+    fill: f32,
+    out: &mut [f32],
+    input: impl Fn(usize) -> usize + Sync,
+    block: impl Fn(usize, &mut [f32], &[&[f32]]) + Sync,
+    finish: impl Fn(&mut [f32], usize, usize) + Sync,
+) {
     let plane = ho * wo;
     let ph = Phases::new(g);
     let phases_len = g.stride[0] * g.stride[1] * ph.plane();
@@ -71,36 +130,33 @@ pub(super) fn depthwise(
     let shared = Shared::new(out);
     par_for(g.n * g.c_out, |task| {
         let (b, co) = (task / g.c_out, task % g.c_out);
-        let ci = co / per_group;
-        let src = &x[(b * g.c_in + ci) * g.h * g.w..][..g.h * g.w];
-        let k = &w[co * g.kh * g.kw..][..g.kh * g.kw];
+        let src = &x[(b * g.c_in + input(co)) * g.h * g.w..][..g.h * g.w];
         // SAFETY: each task writes only its own output plane.
         let dst = unsafe { shared.part(task * plane, plane) };
         with_scratch(phases_len + acc_len, |buf| {
             let (phases, acc) = buf.split_at_mut(phases_len);
-            split_phases(src, g, ph, phases);
+            split_phases(src, g, ph, fill, phases);
+            let mut runs: Vec<&[f32]> = Vec::with_capacity(taps.len());
             for oy0 in (0..ho).step_by(block_rows) {
                 let rows = block_rows.min(ho - oy0);
                 let acc = &mut acc[..rows * ph.cols];
                 let at = oy0 * ph.cols;
-                let first = &phases[taps[0] + at..][..acc.len()];
-                scale(acc, first, k[0]);
-                for (&t, &wv) in taps.iter().zip(k).skip(1) {
-                    axpy(acc, &phases[t + at..][..acc.len()], wv);
-                }
+                runs.clear();
+                runs.extend(taps.iter().map(|&t| &phases[t + at..][..acc.len()]));
+                block(co, acc, &runs);
                 for (r, row) in acc.chunks_exact(ph.cols).enumerate() {
                     dst[(oy0 + r) * wo..][..wo].copy_from_slice(&row[..wo]);
                 }
             }
         });
-        epi.apply(dst, co, task * plane);
+        finish(dst, co, task * plane);
     });
 }
 
-/// Zero-pads plane `src` (`g.h x g.w`) into its phase planes.
-fn split_phases(src: &[f32], g: &Geom, ph: Phases, dst: &mut [f32]) {
+/// Pads plane `src` (`g.h x g.w`) with `fill` into its phase planes.
+fn split_phases(src: &[f32], g: &Geom, ph: Phases, fill: f32, dst: &mut [f32]) {
     let (s0, s1) = (g.stride[0], g.stride[1]);
-    dst.fill(0.0);
+    dst.fill(fill);
     for (y, row) in src.chunks_exact(g.w).enumerate() {
         let py = y + g.pad[0].0;
         let line = ((py % s0) * s1) * ph.plane() + (py / s0) * ph.cols;
@@ -134,3 +190,13 @@ fn axpy_generic(acc: &mut [f32], src: &[f32], w: f32) {
 }
 
 multiversion!(fn axpy(acc: &mut [f32], src: &[f32], w: f32) => axpy_generic);
+
+#[inline(always)]
+fn vmax_generic(acc: &mut [f32], src: &[f32]) {
+    // NaN in `acc` stays; a NaN in `src` is skipped (as a comparison).
+    acc.iter_mut()
+        .zip(src)
+        .for_each(|(a, &s)| *a = if s > *a { s } else { *a });
+}
+
+multiversion!(fn vmax(acc: &mut [f32], src: &[f32]) => vmax_generic);

@@ -8,6 +8,7 @@
 //!   KxK as banded im2col + GEMM, depthwise and other one-channel-per-group
 //!   convolutions directly, with a fused epilogue (bias, activations, a
 //!   residual add);
+//! - [`depthwise`]: depthwise conv and max pooling over phase-split planes;
 //! - [`act`]: the activations of that epilogue on slices;
 //! - [`simd`]: which instruction set the CPU has, picked once at run time.
 //!
@@ -17,7 +18,7 @@
 
 pub(crate) mod act;
 pub(crate) mod conv2d;
-mod depthwise;
+pub(crate) mod depthwise;
 pub(crate) mod gemm;
 pub(crate) mod simd;
 
