@@ -7,9 +7,21 @@
   shared_weights.mlpackage a multifunction model whose functions `infer`
                            ([1, 1, 2048] input) and `prefill` ([1, 64, 2048])
                            share one 2048x2048 fp16 weight (8 MiB).
+  <cnn>_fp32.mlpackage,    the torchvision CNNs of issue 14 (resnet18,
+  <cnn>_fp16.mlpackage     efficientnet_b0, mobilenet_v3_small, squeezenet1_1)
+                           with random weights (torch.manual_seed(SEED) before
+                           the constructor, eval mode), traced at [1, 3, 224, 224]
+                           and converted by coremltools (fp32, and fp16
+                           weights and compute); input `x`, output `y`.
+  <cnn>.npz                `input:x` (fixed-seed normal values) and `output:y`
+                           (torch fp32 eager on it), for `bench --inputs-npz`
+                           and for checking our outputs against torch.
 
-Run: tools/.venv/bin/python tools/gen_bench_models.py [OUT_DIR]
+tools/bench_models.py builds them (and bench_reference.py times them the same way).
+
+Run: tools/.venv/bin/python tools/gen_bench_models.py [OUT_DIR] [--only cnn|kv|shared ...]
 """
+import argparse
 import sys
 from pathlib import Path
 
@@ -17,6 +29,9 @@ import coremltools as ct
 import numpy as np
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import types
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_models import CNNS, cnn_input, cnn_module  # noqa: E402
 
 CTX = 2048
 CACHE = (16, 8, CTX, 64)
@@ -69,13 +84,42 @@ def shared_weights(out: Path, tmp: Path) -> None:
     ct.utils.save_multifunction(desc, str(out / "shared_weights.mlpackage"))
 
 
+def cnns(out: Path) -> None:
+    import torch
+
+    x = cnn_input()
+    for name in CNNS:
+        model = cnn_module(name)
+        with torch.no_grad():
+            y = model(x)
+            traced = torch.jit.trace(model, x)
+        np.savez(out / f"{name}.npz", **{"input:x": x.numpy(), "output:y": y.numpy()})
+        for suffix, precision in [("fp32", ct.precision.FLOAT32), ("fp16", ct.precision.FLOAT16)]:
+            m = ct.convert(traced, convert_to="mlprogram",
+                           inputs=[ct.TensorType(name="x", shape=tuple(x.shape), dtype=np.float32)],
+                           outputs=[ct.TensorType(name="y", dtype=np.float32)],
+                           minimum_deployment_target=ct.target.iOS16,
+                           compute_precision=precision)
+            m.save(str(out / f"{name}_{suffix}.mlpackage"))
+        print(f"{name}: done", flush=True)
+
+
 def main() -> None:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "target/bench-models")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", nargs="?", default="target/bench-models")
+    ap.add_argument("--only", nargs="*", choices=["cnn", "kv", "shared"])
+    args = ap.parse_args()
+    only = set(args.only or ["cnn", "kv", "shared"])
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "tmp"
     tmp.mkdir(exist_ok=True)
-    kv_update(out)
-    shared_weights(out, tmp)
+    if "kv" in only:
+        kv_update(out)
+    if "shared" in only:
+        shared_weights(out, tmp)
+    if "cnn" in only:
+        cnns(out)
     print(f"wrote {out}")
 
 

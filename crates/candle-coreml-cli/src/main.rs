@@ -1,6 +1,7 @@
 //! `candle-coreml`: inspect, run and benchmark Core ML models; chat with
 //! ANEMLL LLM bundles or serve them over an OpenAI-compatible API.
 
+mod bench;
 mod chat;
 mod inspect;
 mod run;
@@ -26,6 +27,9 @@ enum Command {
     Chat(chat::Args),
     /// Serve an ANEMLL LLM bundle over an OpenAI-compatible HTTP API.
     Serve(serve::Args),
+    /// Benchmark a model or an ANEMLL bundle: load time, latency, peak memory,
+    /// prefill and decode speed; or the memory bandwidth (--bandwidth).
+    Bench(bench::Args),
 }
 
 /// Backend choice on the command line.
@@ -56,6 +60,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(a) => run::main(a),
         Command::Chat(a) => chat::main(a),
         Command::Serve(a) => serve::main(a),
+        Command::Bench(a) => bench::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

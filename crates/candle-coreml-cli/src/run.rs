@@ -64,7 +64,7 @@ fn read_inputs(specs: &[String]) -> Result<Vec<(String, Tensor)>> {
         .collect()
 }
 
-fn read_npz_inputs(path: &Path, model: &Model) -> Result<Vec<(String, Tensor)>> {
+pub(crate) fn read_npz_inputs(path: &Path, model: &Model) -> Result<Vec<(String, Tensor)>> {
     let arrays = Tensor::read_npz(path)
         .with_context(|| format!("--inputs-npz: reading {}", path.display()))?;
     let wanted: Vec<&str> = model.inputs().iter().map(|i| i.name.as_str()).collect();
