@@ -70,3 +70,9 @@ mod tests {
         movable::<crate::StopHandle>();
     }
 }
+
+// The README's Rust examples compile (they are `no_run`: they name files a
+// reader has, not files in the repository).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;

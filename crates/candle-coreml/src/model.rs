@@ -356,11 +356,14 @@ impl IntoIterator for Outputs {
 /// )?;
 /// println!("logits {:?}", out["logits"].dims());
 ///
-/// let saved = state.read("k_cache")?; // a copy
-/// assert!(saved.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
+/// let saved = state.read("k_cache")?; // a copy, in the state's dtype (fp16 here)
+/// let filled = |t: &Tensor| -> candle_core::Result<f32> {
+///     t.to_dtype(DType::F32)?.abs()?.sum_all()?.to_scalar::<f32>()
+/// };
+/// assert!(filled(&saved)? > 0.0);
 /// state.reset()?; // back to zeros
+/// assert_eq!(filled(&state.read("k_cache")?)?, 0.0);
 /// state.write("k_cache", &saved)?; // and back again
-/// # let _ = DType::F32;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct State {

@@ -19,8 +19,10 @@ pub fn test_device() -> Device {
         .unwrap_or_else(|_| panic!("CANDLE_COREML_TEST_DEVICE={spec:?}: bad ordinal"));
     match kind {
         "" | "cpu" => Device::Cpu,
-        "cuda" => Device::new_cuda(ordinal).unwrap_or_else(|e| panic!("CANDLE_COREML_TEST_DEVICE={spec:?}: {e}")),
-        "metal" => Device::new_metal(ordinal).unwrap_or_else(|e| panic!("CANDLE_COREML_TEST_DEVICE={spec:?}: {e}")),
+        "cuda" => Device::new_cuda(ordinal)
+            .unwrap_or_else(|e| panic!("CANDLE_COREML_TEST_DEVICE={spec:?}: {e}")),
+        "metal" => Device::new_metal(ordinal)
+            .unwrap_or_else(|e| panic!("CANDLE_COREML_TEST_DEVICE={spec:?}: {e}")),
         _ => panic!("CANDLE_COREML_TEST_DEVICE={spec:?}: expected cpu, cuda[:N] or metal[:N]"),
     }
 }
