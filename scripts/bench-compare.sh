@@ -5,6 +5,7 @@
 #
 #   scripts/bench-compare.sh [--threads "1 2"] [--iters N] [--models "resnet18 ..."]
 #                            [--bundle DIR] [--no-cnn] [--json-dir DIR]
+#                            [--prompt-tokens N] [--gen-tokens N] [--llm-warmup N] [--llm-iters N]
 #
 # Needs: target/bench-models from tools/gen_bench_models.py (the CNNs) and, for
 # the LLM rows, the bundle from tools/gen_bench_bundle.py (default
@@ -21,6 +22,10 @@ MODELS="resnet18 efficientnet_b0 mobilenet_v3_small squeezenet1_1"
 BUNDLE=target/bench-models/qwen25_0.5b_lut4
 CNN=1
 OUT=target/bench-results
+PROMPT=128
+GEN=64
+LLM_WARMUP=3
+LLM_ITERS=3
 PYTHON=${PYTHON:-tools/.venv/bin/python}
 BIN=${BIN:-target/release/candle-coreml}
 while [ $# -gt 0 ]; do
@@ -31,7 +36,11 @@ while [ $# -gt 0 ]; do
         --bundle) BUNDLE=$2; shift 2 ;;
         --no-cnn) CNN=0; shift ;;
         --json-dir) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --prompt-tokens) PROMPT=$2; shift 2 ;;
+        --gen-tokens) GEN=$2; shift 2 ;;
+        --llm-warmup) LLM_WARMUP=$2; shift 2 ;;
+        --llm-iters) LLM_ITERS=$2; shift 2 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -55,10 +64,12 @@ for t in $THREADS; do
     fi
     if [ -d "$BUNDLE" ]; then
         echo "bench bundle, $t threads" >&2
-        "$BIN" bench "$BUNDLE" --threads "$t" --json > "$OUT/ours_llm_t$t.json"
+        LLM_ARGS=(--threads "$t" --prompt-tokens "$PROMPT" --gen-tokens "$GEN"
+                  --warmup "$LLM_WARMUP" --iters "$LLM_ITERS" --json)
+        "$BIN" bench "$BUNDLE" "${LLM_ARGS[@]}" > "$OUT/ours_llm_t$t.json"
         for d in fp32 bf16 fp16; do
             echo "torch qwen25-0.5b $d, $t threads" >&2
-            "$PYTHON" tools/bench_reference.py qwen25-0.5b --dtype "$d" --threads "$t" --json \
+            "$PYTHON" tools/bench_reference.py qwen25-0.5b --dtype "$d" "${LLM_ARGS[@]}" \
                 > "$OUT/torch_llm_${d}_t$t.json"
         done
     fi

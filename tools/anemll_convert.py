@@ -46,17 +46,23 @@ def _run(cmd: list[str], env: dict, log: Path) -> int:
 
 
 def convert(anemll: Path, hf_dir: Path, out: Path, *, context: int, batch: int, chunks: int,
-            lut: tuple, extra: list[str] = (), monolithic: bool = False) -> Path:
+            lut: tuple, extra: list[str] = (), monolithic: bool = False,
+            restart: int = 1) -> Path:
     """Converts hf_dir into the bundle folder `out`; returns the log path.
 
     lut = (embeddings, ffn, lm_head) bits or None; for monolithic bundles
-    (ffn bits, embeddings override, lm_head override).
+    (ffn bits, embeddings override, lm_head override). restart > 1 resumes an
+    interrupted conversion at that step of ANEMLL's script, keeping `out` and
+    appending to the log.
     """
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
     log = out.parent / f"{out.name}.convert.log"
-    log.unlink(missing_ok=True)
+    if restart <= 1:
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        log.unlink(missing_ok=True)
+    elif not out.is_dir():
+        raise RuntimeError(f"cannot resume: {out} does not exist")
     env = _env(anemll)
     if monolithic:
         script = anemll / "anemll/utils/convert_monolith.sh"
@@ -78,7 +84,8 @@ def convert(anemll: Path, hf_dir: Path, out: Path, *, context: int, batch: int, 
                 args += [flag, str(bits)]
         test_step, meta_step = "8", "7"
     args += list(extra)
-    rc = _run(["bash", str(script), *args], env, log)
+    resume = ["--restart", str(restart)] if restart > 1 else []
+    rc = _run(["bash", str(script), *args, *resume], env, log)
     text = log.read_text()
     if rc != 0 and f"Error in step {test_step}" not in text:
         raise RuntimeError(f"ANEMLL conversion failed before its test step (rc {rc}); see {log}")

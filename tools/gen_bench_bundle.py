@@ -89,6 +89,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--chunks", type=int, default=2)
     ap.add_argument("--keep-hf", action="store_true")
+    ap.add_argument("--resume-step", type=int, default=1,
+                    help="resume an interrupted conversion at this step of ANEMLL's script "
+                         "(its log names the last step started)")
     args = ap.parse_args()
 
     hf = args.work / "qwen25_0.5b_hf"
@@ -97,7 +100,8 @@ def main() -> None:
         build_hf(hf, args.context)
         print(f"Hugging Face folder {hf} ({time.time() - t0:.0f} s)", flush=True)
     log = anemll_convert.convert(args.anemll, hf, args.out, context=args.context,
-                                 batch=args.batch, chunks=args.chunks, lut=(None, 4, 6))
+                                 batch=args.batch, chunks=args.chunks, lut=(None, 4, 6),
+                                 restart=args.resume_step)
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     print(f"bundle {args.out}: {size / 1e6:.0f} MB in {time.time() - t0:.0f} s (log {log})")
     if not args.keep_hf:

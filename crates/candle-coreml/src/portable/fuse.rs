@@ -8,9 +8,14 @@
 //! the window into the state buffer in place. Later readers of the updated
 //! value read the state instead.
 //!
-//! It applies only where it cannot change results: every value derived from
-//! the read must be consumed before the in-place write runs, and every later
-//! reader of the updated value must run before the next write to that state.
+//! It applies only where it cannot change results: every value that may share
+//! the read's storage (derived from it through views such as slices,
+//! reshapes, squeezes, tiles, casts; not through ops that always compute a
+//! new tensor, [`FRESH`]) must be consumed before the in-place write runs,
+//! and every later reader of the updated value must run before the next
+//! write to that state. (ANEMLL's chunks read the cache once per layer for
+//! attention and write the next layer's window into that same read: the
+//! attention's matmuls end the views before the write.)
 //! Everywhere else `read_state` keeps snapshot semantics (the value read does
 //! not change when the state is written later). Note that coremltools' common
 //! subexpression pass can merge a `read_state` placed after a write into the
@@ -26,6 +31,11 @@ use crate::mil::{
 
 /// Internal op name of the fused in-place update (never appears in MIL).
 pub(crate) const SLICE_UPDATE_STATE: &str = "_slice_update_state";
+
+/// Ops whose kernels always return a newly computed tensor (never an input,
+/// a view of one, or a clone sharing its storage): what they compute from a
+/// state read stays valid when the state is written in place afterwards.
+const FRESH: &[&str] = &["matmul", "linear", "conv"];
 
 /// One KV-cache update found in a block (indices into its operations).
 struct Chain {
@@ -118,7 +128,8 @@ impl<'a> Index<'a> {
         })
     }
 
-    /// Every value derived from op `from`'s outputs, not through `stop`.
+    /// Every value derived from op `from`'s outputs that may share their
+    /// storage: not through `stop`, nor past the ops in [`FRESH`].
     fn derived(&self, from: usize, stop: &HashSet<usize>) -> HashSet<&'a str> {
         let mut tainted: HashSet<&str> = self.ops[from]
             .outputs
@@ -131,7 +142,7 @@ impl<'a> Index<'a> {
             }
             let mut reads = Vec::new();
             collect_reads(op, &mut reads);
-            if reads.iter().any(|n| tainted.contains(n)) {
+            if !FRESH.contains(&op.op_type.as_str()) && reads.iter().any(|n| tainted.contains(n)) {
                 tainted.extend(op.outputs.iter().map(|o| o.name.as_str()));
             }
         }
@@ -159,7 +170,8 @@ fn arg_name<'a>(op: &'a Operation, name: &str) -> Option<&'a str> {
     op.input(name)?.as_name()
 }
 
-fn collect_reads<'a>(op: &'a Operation, out: &mut Vec<&'a str>) {
+/// Every name `op` reads, its nested blocks included.
+pub(crate) fn collect_reads<'a>(op: &'a Operation, out: &mut Vec<&'a str>) {
     for arg in op.inputs.values() {
         for b in &arg.bindings {
             if let Binding::Name(n) = b {
@@ -343,6 +355,40 @@ mod tests {
     fn torch_kv_decoder_updates_in_place() {
         // Two layers, each writing k and v; layer 2 re-reads the caches.
         assert_eq!(fused_counts("torch/kv_decoder.mlpackage"), (4, 0));
+    }
+
+    /// ANEMLL chunks (the LLM crate's fixtures, whose generations
+    /// `candle-coreml-llm/tests/generate.rs` checks against transformers):
+    /// each layer's attention reads views of the cache that the next layer's
+    /// update then writes into; the views end at the attention's matmuls, so
+    /// every update is in place.
+    #[test]
+    fn anemll_chunks_update_in_place() {
+        for rel in [
+            "bundles/qwen3_035_1chunk_lut/qwen_FFN_PF_lut4_chunk_01of01.mlpackage",
+            "bundles/llama3_035_2chunk_lut/llama_FFN_PF_lut4_chunk_01of02.mlpackage",
+        ] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../candle-coreml-llm/tests/fixtures")
+                .join(rel);
+            let file = crate::format::open(path).unwrap();
+            for f in &file.program().unwrap().functions {
+                let ops = fuse_state_updates(&f.block);
+                let count = |t: &str| ops.iter().filter(|o| o.op_type == t).count();
+                let before = f
+                    .block
+                    .operations
+                    .iter()
+                    .filter(|o| o.op_type == "slice_update");
+                assert!(before.count() >= 4, "{rel} {}", f.name);
+                assert_eq!(
+                    (count("slice_update"), count("write_state")),
+                    (0, 0),
+                    "{rel} {}",
+                    f.name
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The portable backend: evaluates MIL programs with candle ops, so Core ML
 //! models run wherever candle does (CPU, CUDA).
 
+pub(crate) mod cpu;
 mod dtype;
 pub(crate) mod fuse;
+pub(crate) mod fuse_conv;
 pub(crate) mod kernel;
 pub(crate) mod ops;
 pub(crate) mod plan;

@@ -8,14 +8,18 @@
 
 use candle_core::Tensor;
 
+use super::epilogue::{same_shape, EpilogueSpec};
 use super::registry::Registry;
 use super::util::window::{non_negative, subsample, PadType};
 use crate::error::{Error, Result};
-use crate::portable::kernel::{kernel, Kernel, OpBuilder, Operand};
+use crate::portable::cpu;
+use crate::portable::fuse_conv::CONV_FUSED;
+use crate::portable::kernel::{kernel, Args, Kernel, OpBuilder, Operand};
 
 /// Registers this family's ops.
 pub(crate) fn register(reg: &mut Registry) {
     reg.insert("conv", build_conv);
+    reg.insert(CONV_FUSED, build_conv);
     reg.insert("conv_transpose", build_conv_transpose);
 }
 
@@ -102,19 +106,79 @@ fn build_conv(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
 }
 
 /// The kernel of a `conv` op whose weight is already prepared as `w`
-/// (also used by `conv_quantized`, which dequantizes its weight at load).
+/// (also used by `conv_quantized`, which dequantizes its weight at load),
+/// and of a fused conv (`_conv_fused`) with its epilogue.
 pub(super) fn conv_kernel(b: &mut OpBuilder<'_>, w: Operand) -> Result<Box<dyn Kernel>> {
     let dt = b.output_dtype(0)?;
     let geo = Geometry::parse(b)?;
     let x = b.input("x")?;
     let bias = b.opt_operand("bias", dt, Ok)?;
+    let epi = EpilogueSpec::parse(b)?;
     Ok(kernel(move |a| {
         let x = a.tensor(x)?.to_dtype(dt)?;
         let w = w.get(a)?.to_dtype(dt)?;
-        let y = conv(&x, &w, &geo)?;
         let bias = bias.as_ref().map(|o| o.get(a)).transpose()?;
-        Ok(vec![add_bias(y, bias)?])
+        if let Some(y) = conv_cpu(&x, &w, bias.as_ref(), &geo, &epi, a)? {
+            return Ok(vec![y]);
+        }
+        let y = add_bias(conv(&x, &w, &geo)?, bias)?;
+        Ok(vec![epi.apply_candle(y, a)?])
     }))
+}
+
+/// The CPU fast path of a 2-D conv (f32 data on the CPU, contiguous), or
+/// `None` where it does not apply.
+fn conv_cpu(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    geo: &Geometry,
+    epi: &EpilogueSpec,
+    a: &Args<'_>,
+) -> Result<Option<Tensor>> {
+    let (Ok((n, c_in, h, wd)), Ok((c_out, _, kh, kw))) = (x.dims4(), w.dims4()) else {
+        return Ok(None);
+    };
+    let (strides, dil) = geo.resolve(2)?;
+    let keff = [(kh.max(1) - 1) * dil[0] + 1, (kw.max(1) - 1) * dil[1] + 1];
+    let pads = geo.pad.amounts(&[h, wd], &keff, &strides)?;
+    let g = cpu::conv2d::Geom {
+        n,
+        c_in,
+        h,
+        w: wd,
+        c_out,
+        kh,
+        kw,
+        stride: [strides[0], strides[1]],
+        dil: [dil[0], dil[1]],
+        pad: [pads[0], pads[1]],
+        groups: geo.groups,
+    };
+    let (ho, wo) = g.out_hw()?;
+    let shape = [n, c_out, ho, wo];
+    let residual = epi.residual.map(|r| a.tensor(r)).transpose()?;
+    if let Some(r) = residual {
+        same_shape(&shape, r)?;
+    }
+    let run = |x: &[f32], w: &[f32], b: Option<&[f32]>, r: Option<&[f32]>| {
+        let e = cpu::conv2d::Epilogue {
+            bias: b,
+            pre: &epi.pre,
+            residual: r,
+            post: &epi.post,
+        };
+        cpu::conv2d::conv2d(&g, x, w, &e)
+    };
+    let out = cpu::with_f32(x, |x| {
+        cpu::with_f32(w, |w| {
+            cpu::with_opt_f32(bias, |b| cpu::with_opt_f32(residual, |r| run(x, w, b, r)))
+        })
+    });
+    match out.flatten().flatten().flatten() {
+        Some(y) => Ok(Some(cpu::tensor(y?, &shape)?)),
+        None => Ok(None),
+    }
 }
 
 /// MIL `conv` of `x [N, C_in, *D]` with `w [C_out, C_in/groups, *K]`.

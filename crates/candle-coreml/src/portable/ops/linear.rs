@@ -101,7 +101,9 @@ fn build_matmul(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
         let x = x.get(a)?.to_dtype(dt)?;
         let y = y.get(a)?.to_dtype(dt)?;
         let x = if tx { transposed(x, true)? } else { x };
-        let y = if ty { transposed(y, true)? } else { y };
+        // A transposed view: candle's CPU GEMM reads the transposed strides
+        // as they are (no copy of, say, a KV cache per attention call).
+        let y = if ty && y.rank() >= 2 { y.t()? } else { y };
         Ok(vec![matmul_numpy(&x, &y)?])
     }))
 }
@@ -383,6 +385,51 @@ mod tests {
         .unwrap();
         let want = [10., 28., 13., 40., 28., 100., 31., 112.];
         assert_close(&out[0], &want, &[2, 2, 2], 1e-5);
+    }
+
+    #[test]
+    fn matmul_runtime_transpose_y_batched_and_broadcast() {
+        // numpy: x @ np.swapaxes(y, -1, -2), both runtime (y read as a
+        // transposed view). Attention-like: x = arange(6).reshape(1,2,1,3),
+        // y = arange(24).reshape(1,2,4,3) % 7 - 3; broadcast batch:
+        // x = arange(6).reshape(2,1,3), y = arange(12).reshape(1,4,3) % 5 - 2.
+        // (x shape, y shape, y modulus, y offset, want, want shape)
+        type Case<'a> = (&'a [usize], &'a [usize], usize, f32, &'a [f32], &'a [usize]);
+        let cases: [Case; 2] = [
+            (
+                &[1, 2, 1, 3],
+                &[1, 2, 4, 3],
+                7,
+                3.,
+                &[-4., 5., -7., 2., 3., -10., 26., -22.],
+                &[1, 2, 1, 4],
+            ),
+            (
+                &[2, 1, 3],
+                &[1, 4, 3],
+                5,
+                2.,
+                &[-1., -2., 2., -4., -10., 1., 2., -7.],
+                &[2, 1, 4],
+            ),
+        ];
+        for (xs, ys, m, off, want, shape) in cases {
+            let x = t(&iota(xs.iter().product()), xs);
+            let yv: Vec<f32> = (0..ys.iter().product::<usize>())
+                .map(|i| (i % m) as f32 - off)
+                .collect();
+            let out = run_op(
+                "matmul",
+                vec![
+                    ("x", Arg::T(x)),
+                    ("y", Arg::T(t(&yv, ys))),
+                    ("transpose_y", Arg::C(boolean(true))),
+                ],
+                &[DataType::Fp32],
+            )
+            .unwrap();
+            assert_close(&out[0], want, shape, 1e-6);
+        }
     }
 
     #[test]

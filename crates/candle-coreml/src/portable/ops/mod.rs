@@ -9,6 +9,7 @@ mod control_flow;
 mod conv;
 mod conv_quantized;
 mod elementwise;
+pub(crate) mod epilogue;
 mod gather_scatter;
 mod image;
 mod linear;

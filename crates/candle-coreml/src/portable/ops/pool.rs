@@ -11,6 +11,7 @@ use candle_core::{DType, Tensor};
 use super::registry::Registry;
 use super::util::window::{non_negative, subsample, PadType};
 use crate::error::{Error, Result};
+use crate::portable::cpu;
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 
 /// Registers this family's ops.
@@ -127,6 +128,11 @@ impl Pool {
             let span = (out - 1) * self.strides[i] + self.kernel[i];
             extra.push(span.saturating_sub(spatial[i] + pads[i].0 + pads[i].1));
         }
+        if self.kind == Kind::Max && n == 2 {
+            if let Some(y) = max_pool_cpu(x, &self.kernel, &self.strides, &pads, &extra)? {
+                return Ok(y);
+            }
+        }
         let fill = if self.kind == Kind::Max {
             f64::NEG_INFINITY
         } else {
@@ -191,6 +197,47 @@ impl Pool {
         }
         Ok(out)
     }
+}
+
+/// The CPU fast path of 2-D max pooling (contiguous f32 data on the CPU),
+/// padding implicit; `None` where it does not apply.
+fn max_pool_cpu(
+    x: &Tensor,
+    k: &[usize],
+    s: &[usize],
+    pads: &[(usize, usize)],
+    extra: &[usize],
+) -> Result<Option<Tensor>> {
+    let Ok((n, c, h, w)) = x.dims4() else {
+        return Ok(None);
+    };
+    let g = cpu::conv2d::Geom {
+        n,
+        c_in: c,
+        h,
+        w,
+        c_out: c,
+        kh: k[0],
+        kw: k[1],
+        stride: [s[0], s[1]],
+        dil: [1, 1],
+        pad: [
+            (pads[0].0, pads[0].1 + extra[0]),
+            (pads[1].0, pads[1].1 + extra[1]),
+        ],
+        groups: c,
+    };
+    let (ho, wo) = g.out_hw()?;
+    // As many outputs as the valid pooling of the explicitly padded input.
+    if c == 0 || x.elem_count() == 0 {
+        return Ok(None);
+    }
+    let out = cpu::with_f32(x, |x| {
+        let mut out = vec![0f32; n * c * ho * wo];
+        cpu::depthwise::max_pool(&g, ho, wo, x, &mut out);
+        out
+    });
+    out.map(|o| cpu::tensor(o, &[n, c, ho, wo])).transpose()
 }
 
 /// Pads axis `dim` of `t` with `value`.

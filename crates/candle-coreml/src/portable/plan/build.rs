@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::mil::constexpr::is_constexpr;
 use crate::mil::{Binding, Block, Function, Operation, TensorValue, Value, ValueType};
 use crate::portable::fuse::fuse_state_updates;
+use crate::portable::fuse_conv::fuse_conv_epilogues;
 use crate::portable::kernel::{BlockPlan, Bound, Kernel, OpBuilder, Source};
 use crate::portable::ops::OpEntry;
 use crate::portable::values::materialize;
@@ -190,7 +191,8 @@ impl<'a> BlockBuilder<'a> {
     }
 
     fn build(&mut self, block: &Block, inputs: Vec<(String, usize)>) -> Result<Plan> {
-        for op in &fuse_state_updates(block) {
+        let ops = fuse_conv_epilogues(fuse_state_updates(block), &block.outputs);
+        for op in &ops {
             self.build_op(op)?;
         }
         if !self.unknown.is_empty() {
