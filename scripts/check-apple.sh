@@ -113,4 +113,4 @@ log "clippy --target $triple (-D warnings)"
 RUSTC_WORKSPACE_WRAPPER="$tc/usr/bin/clippy-driver" \
 CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" \
     cargo check "${common[@]}" "$@"
-log "ok: ${crates[*]} type-check and are clippy-clean for $triple"
+log "ok: ${crates[*]}: type-check and clippy clean for $triple"

@@ -1,7 +1,7 @@
 """ANEMLL test bundles and their transformers references (issues 8 and 11).
 
-    /work/venv/anemll/bin/python tools/gen_llm_bundles.py \\
-        --anemll-0.3.5 /work/ext/anemll-0.3.5 --anemll-0.3.4 /work/ext/anemll-0.3.4 \\
+    tools/.venv-llm/bin/python tools/gen_llm_bundles.py \\
+        --anemll-0.3.5 tools/.anemll-0.3.5 --anemll-0.3.4 tools/.anemll-0.3.4 \\
         [--only NAME ...] [--work /tmp/llm-work]
 
 For each bundle: a tiny random Hugging Face model (llm_models) with a small

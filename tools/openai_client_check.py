@@ -7,13 +7,13 @@ not, models, errors, the prompt cache through `usage`) and
 Either start a server yourself and point the check at it:
 
     candle-coreml serve BUNDLE --port 8080 &
-    /work/venv/openai/bin/python tools/openai_client_check.py \\
+    tools/.venv-openai/bin/python tools/openai_client_check.py \\
         --base-url http://127.0.0.1:8080/v1 --model NAME
 
 or let the check start (and stop, with SIGTERM) the built binary on a free
 port, with an API key:
 
-    /work/venv/openai/bin/python tools/openai_client_check.py \\
+    tools/.venv-openai/bin/python tools/openai_client_check.py \\
         --binary target/release/candle-coreml \\
         --bundle crates/candle-coreml-llm/tests/fixtures/bundles/qwen3_035_1chunk_lut \\
         --reference crates/candle-coreml-llm/tests/fixtures/references/qwen3_035_1chunk_lut.json
@@ -21,8 +21,8 @@ port, with an API key:
 With --reference (a transformers reference of the LLM fixtures), greedy
 answers are compared with the reference's token ids.
 
-Environment: python3 -m venv /work/venv/openai &&
-/work/venv/openai/bin/pip install -r tools/requirements-openai.txt
+Environment: python3 -m venv tools/.venv-openai &&
+tools/.venv-openai/bin/pip install -r tools/requirements-openai.txt
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """Trains the tiny demo chat model and converts it with ANEMLL 0.3.5 (issue 8).
 
-    /work/venv/anemll/bin/python tools/train_demo.py --anemll /work/ext/anemll-0.3.5 \\
+    tools/.venv-llm/bin/python tools/train_demo.py --anemll tools/.anemll-0.3.5 \\
         [--minutes 10] [--work /tmp/demo-chat-work]
 
 Text: documentation that ships with CPython itself (PSF License 2.0): the

@@ -88,6 +88,12 @@ pub(crate) fn main(args: Args) -> Result<()> {
     if let Some(n) = args.threads {
         sys::set_threads(n)?;
     }
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: this is a debug build of candle-coreml: our own code (and the \
+             bandwidth probe) runs unoptimized; build with --release for figures to report"
+        );
+    }
     let Some(target) = args.target.clone() else {
         if args.bandwidth {
             return bandwidth::main(&args);

@@ -25,11 +25,11 @@ enum Command {
     Run(run::Args),
     /// Chat with an ANEMLL LLM bundle (interactive, or once with --prompt).
     Chat(chat::Args),
+    /// Serve an ANEMLL LLM bundle over an OpenAI-compatible HTTP API.
+    Serve(serve::Args),
     /// Benchmark a model or an ANEMLL bundle: load time, latency, peak memory,
     /// prefill and decode speed; or the memory bandwidth (--bandwidth).
     Bench(bench::Args),
-    /// Serve an ANEMLL LLM bundle over an OpenAI-compatible HTTP API.
-    Serve(serve::Args),
 }
 
 /// Backend choice on the command line.
@@ -59,8 +59,8 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(a) => inspect::main(a),
         Command::Run(a) => run::main(a),
         Command::Chat(a) => chat::main(a),
-        Command::Bench(a) => bench::main(a),
         Command::Serve(a) => serve::main(a),
+        Command::Bench(a) => bench::main(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

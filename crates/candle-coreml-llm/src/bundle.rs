@@ -198,6 +198,19 @@ pub fn load_parts(files: &BundleFiles, opts: &LoadOptions) -> Result<Parts> {
 
 /// A bundle's description: files, meta and checked configuration, with the
 /// loaded parts.
+///
+/// ```
+/// use candle_coreml_llm::{Bundle, LoadOptions};
+///
+/// let dir = "assets/demo-chat"; // the repository's demo bundle
+/// # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo-chat");
+/// let bundle = Bundle::load(dir, &LoadOptions::default())?;
+/// let meta = bundle.meta();
+/// println!("{:?}: context {}, prefill batch {}", meta.name, meta.context_length, meta.batch_size);
+/// assert_eq!(bundle.config.context_length, meta.context_length);
+/// println!("KV states: {:?}", bundle.config.state_names);
+/// # Ok::<(), candle_coreml_llm::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Bundle {
     /// Where everything is.

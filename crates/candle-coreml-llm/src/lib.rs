@@ -16,14 +16,16 @@
 //!   [`Generation`], figures;
 //! - [`Llm`]: all of it together.
 //!
-//! ```no_run
+//! ```
 //! use std::sync::Arc;
 //! use candle_coreml_llm::{GenerateParams, Llm, LoadOptions, Message, Prompt};
 //!
-//! let llm = Arc::new(Llm::load("bundle-dir", &LoadOptions::default())?);
+//! let dir = "assets/demo-chat"; // the repository's demo bundle
+//! # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo-chat");
+//! let llm = Arc::new(Llm::load(dir, &LoadOptions::default())?);
 //! let mut session = llm.session()?;
 //! let params = GenerateParams { max_tokens: Some(128), ..Default::default() };
-//! let ids = llm.prompt_ids(&Prompt::Chat(vec![Message::user("Hi!")]), &params)?;
+//! let ids = llm.prompt_ids(&Prompt::Chat(vec![Message::user("What does len do?")]), &params)?;
 //! let mut generation = session.generate(ids, &params)?;
 //! for event in generation.by_ref() {
 //!     print!("{}", event?.text);
@@ -32,7 +34,7 @@
 //! # Ok::<(), candle_coreml_llm::Error>(())
 //! ```
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod bundle;
 pub mod config;
@@ -68,3 +70,9 @@ mod tests {
         movable::<crate::StopHandle>();
     }
 }
+
+// The README's Rust examples compile (they are `no_run`: they name files a
+// reader has, not files in the repository).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;

@@ -54,13 +54,15 @@ pub struct GenerateParams {
 /// A loaded bundle, ready to generate. Share it between threads and
 /// sessions through an `Arc`.
 ///
-/// ```no_run
+/// ```
 /// use std::sync::Arc;
 /// use candle_coreml_llm::{GenerateParams, Llm, LoadOptions, Prompt};
 ///
-/// let llm = Arc::new(Llm::load("bundle-dir", &LoadOptions::default())?);
+/// let dir = "assets/demo-chat"; // the repository's demo bundle
+/// # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo-chat");
+/// let llm = Arc::new(Llm::load(dir, &LoadOptions::default())?);
 /// let params = GenerateParams { max_tokens: Some(64), ..Default::default() };
-/// let out = llm.generate(&Prompt::User("Hello!".into()), &params)?;
+/// let out = llm.generate(&Prompt::User("What does len do?".into()), &params)?;
 /// println!("{} ({:.1} tokens/s)", out.text, out.stats.decode_tokens_per_s());
 /// # Ok::<(), candle_coreml_llm::Error>(())
 /// ```

@@ -78,6 +78,23 @@ impl ModelBuilder {
 
 /// A loaded Core ML model, ready to predict. `Model` is `Send + Sync`: one
 /// model serves concurrent `predict` calls from several threads.
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use candle_coreml::Model;
+///
+/// // A small MLP converted from torch by coremltools (shipped with the tests).
+/// let model = Model::load("tests/fixtures/models/mlp_fp32.mlpackage")?;
+/// let input = &model.inputs()[0];
+/// assert_eq!((input.name.as_str(), input.ty.shape()), ("x", Some(vec![1, 16])));
+///
+/// let x = Tensor::ones((1, 16), DType::F32, &Device::Cpu)?;
+/// let outputs = model.predict([("x", &x)])?;
+/// for (name, value) in outputs.iter() {
+///     println!("{name}: {:?} {:?}", value.dtype(), value.dims());
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Model {
     path: PathBuf,
     engine: Box<dyn Engine>,
@@ -312,6 +329,43 @@ impl IntoIterator for Outputs {
 
 /// The states (e.g. a KV cache) of a stateful model, kept between calls.
 /// Make one with [`Model::make_state`]; pass it to [`Model::predict_with_state`].
+/// One `State` serves every function of the model that made it, and any other
+/// model whose states have the same names, shapes and dtypes.
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use candle_coreml::Model;
+///
+/// // A tiny decoder with a KV cache (`k_cache`, `v_cache`) and two functions.
+/// let infer = Model::load("tests/fixtures/torch/kv_multifunction.mlpackage")?;
+/// let mut state = infer.make_state()?; // zero-filled
+/// let ctx = state.read("k_cache")?.dim(2)?;
+///
+/// // Decode the token 7 at position 0: the call writes its keys and values
+/// // into the state, where the next call finds them.
+/// let cpu = Device::Cpu;
+/// let mask: Vec<f32> = (0..ctx).map(|c| if c == 0 { 0.0 } else { f32::NEG_INFINITY }).collect();
+/// let out = infer.predict_with_state(
+///     [
+///         ("input_ids", Tensor::new(&[[7i32]], &cpu)?),
+///         ("position_ids", Tensor::new(&[0i32], &cpu)?),
+///         ("causal_mask", Tensor::from_vec(mask, (1, 1, 1, ctx), &cpu)?),
+///         ("current_pos", Tensor::new(&[0i32], &cpu)?),
+///     ],
+///     &mut state,
+/// )?;
+/// println!("logits {:?}", out["logits"].dims());
+///
+/// let saved = state.read("k_cache")?; // a copy, in the state's dtype (fp16 here)
+/// let filled = |t: &Tensor| -> candle_core::Result<f32> {
+///     t.to_dtype(DType::F32)?.abs()?.sum_all()?.to_scalar::<f32>()
+/// };
+/// assert!(filled(&saved)? > 0.0);
+/// state.reset()?; // back to zeros
+/// assert_eq!(filled(&state.read("k_cache")?)?, 0.0);
+/// state.write("k_cache", &saved)?; // and back again
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct State {
     inner: Box<dyn EngineState>,
 }

@@ -26,6 +26,7 @@
 //! `UPDATE_README=1` to rewrite them.
 
 mod conformance_support;
+mod torch_common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -27,6 +27,7 @@ fn run_feedforward(name: &str, precision: ComputePrecision) {
     let path = fixtures().join(format!("{name}.mlpackage"));
     let model = Model::builder()
         .backend(Backend::Portable)
+        .device(torch_common::test_device())
         .precision(precision)
         .load(&path)
         .unwrap_or_else(|e| panic!("{name}: load: {e}"));

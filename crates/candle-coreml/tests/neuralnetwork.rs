@@ -33,6 +33,7 @@ fn arrays(name: &str) -> BTreeMap<String, Tensor> {
 fn load(file: &str) -> Model {
     Model::builder()
         .backend(Backend::Portable)
+        .device(torch_common::test_device())
         .load(dir().join(file))
         .unwrap_or_else(|e| panic!("load {file}: {e}"))
 }
@@ -200,6 +201,7 @@ fn unsupported_layers_are_named_at_load() {
     );
     let err = Model::builder()
         .backend(Backend::Portable)
+        .device(torch_common::test_device())
         .load(&path)
         .expect_err("a custom layer cannot run");
     // Printed once: the whole story is in the message, nothing in source().

@@ -28,6 +28,7 @@ use torch_common::{assert_close, fixture_json, fixtures, npz, to_f64, tolerance,
 fn load(file: &str) -> Model {
     Model::builder()
         .backend(Backend::Portable)
+        .device(torch_common::test_device())
         .load(fixtures().join(file))
         .unwrap_or_else(|e| panic!("{file}: load: {e}"))
 }

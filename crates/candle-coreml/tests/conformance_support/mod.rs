@@ -182,7 +182,10 @@ fn run_case(case: &Case) -> anyhow::Result<()> {
         .map(|f| case.dir.join(f))
         .find(|p| p.exists())
         .ok_or_else(|| anyhow::anyhow!("no model.mlpackage or model.mlmodel"))?;
-    let model = Model::builder().backend(Backend::Portable).load(file)?;
+    let model = Model::builder()
+        .backend(Backend::Portable)
+        .device(crate::torch_common::test_device())
+        .load(file)?;
     let mut outputs = model.predict(inputs.iter().map(|(n, t)| (n.as_str(), t)))?;
     for (name, want) in &expected {
         let got = outputs

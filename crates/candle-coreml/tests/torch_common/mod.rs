@@ -6,7 +6,26 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
+
+/// The device the portable backend runs the tests on: the CPU, or the GPU
+/// named by `CANDLE_COREML_TEST_DEVICE=cuda` / `cuda:N` / `metal` (the crate
+/// must be built with that feature; scripts/check-cuda.sh does it).
+pub fn test_device() -> Device {
+    let spec = std::env::var("CANDLE_COREML_TEST_DEVICE").unwrap_or_default();
+    let (kind, ordinal) = spec.split_once(':').unwrap_or((spec.as_str(), "0"));
+    let ordinal: usize = ordinal
+        .parse()
+        .unwrap_or_else(|_| panic!("CANDLE_COREML_TEST_DEVICE={spec:?}: bad ordinal"));
+    match kind {
+        "" | "cpu" => Device::Cpu,
+        "cuda" => Device::new_cuda(ordinal)
+            .unwrap_or_else(|e| panic!("CANDLE_COREML_TEST_DEVICE={spec:?}: {e}")),
+        "metal" => Device::new_metal(ordinal)
+            .unwrap_or_else(|e| panic!("CANDLE_COREML_TEST_DEVICE={spec:?}: {e}")),
+        _ => panic!("CANDLE_COREML_TEST_DEVICE={spec:?}: expected cpu, cuda[:N] or metal[:N]"),
+    }
+}
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch")
