@@ -1,6 +1,6 @@
 """A Qwen2.5-0.5B-shaped ANEMLL bundle with random weights, for `candle-coreml bench` (issue 14).
 
-    /work/venv/anemll/bin/python tools/gen_bench_bundle.py --anemll /work/ext/anemll-0.3.5 \\
+    tools/.venv-llm/bin/python tools/gen_bench_bundle.py --anemll tools/.anemll-0.3.5 \\
         [--out target/bench-models/qwen25_0.5b_lut4] [--work target/bench-models/work] \\
         [--context 512] [--batch 64] [--chunks 2]
 
