@@ -115,23 +115,44 @@ fn lookup(
     }
 }
 
+/// An embedding layer's table (`dim` rows of `vocab` as stored, per-channel
+/// quantization along `dim`) and its optional bias.
+fn table_and_bias(
+    cx: &Cx<'_>,
+    weights: Option<&pb::WeightParams>,
+    bias: Option<&pb::WeightParams>,
+    has_bias: bool,
+    vocab: usize,
+    dim: usize,
+) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    let w = cx.weights(
+        weights,
+        cx.count(&[vocab, dim], "weights")?,
+        Some(Channels::first(dim)),
+        "weights",
+    )?;
+    let b = if has_bias {
+        Some(cx.weights(bias, dim, None, "bias")?)
+    } else {
+        None
+    };
+    Ok((w, b))
+}
+
 /// `embedding`: ids `[x1, 1, 1, 1]` or `[x1, x2, 1, 1, 1]` -> vectors along axis -3.
 pub(crate) fn embedding(cx: &mut Cx<'_>, p: &pb::EmbeddingLayerParams) -> Result<()> {
     cx.expect_inputs(1..=1)?;
     let x = cx.input(0)?;
     let out = cx.out_name(0)?;
     let (vocab, dim) = (p.input_dim as usize, p.output_channels as usize);
-    let w = cx.weights(
+    let (w, b) = table_and_bias(
+        cx,
         p.weights.as_ref(),
-        cx.count(&[vocab, dim], "weights")?,
-        Some(Channels::first(dim)),
-        "weights",
+        p.bias.as_ref(),
+        p.has_bias,
+        vocab,
+        dim,
     )?;
-    let b = if p.has_bias {
-        Some(cx.weights(p.bias.as_ref(), dim, None, "bias")?)
-    } else {
-        None
-    };
     let hint = cx.name().to_string();
     let flat = cx.em.reshape(&x, &[-1], &hint);
     let y = lookup(cx, &flat, transposed(&w, dim, vocab), vocab, dim, b, &hint);
@@ -155,17 +176,14 @@ pub(crate) fn embedding_nd(cx: &mut Cx<'_>, p: &pb::EmbeddingNdLayerParams) -> R
     let x = cx.input(0)?;
     let out = cx.out_name(0)?;
     let (vocab, dim) = (p.vocab_size as usize, p.embedding_size as usize);
-    let w = cx.weights(
+    let (w, b) = table_and_bias(
+        cx,
         p.weights.as_ref(),
-        cx.count(&[vocab, dim], "weights")?,
-        Some(Channels::first(dim)),
-        "weights",
+        p.bias.as_ref(),
+        p.has_bias,
+        vocab,
+        dim,
     )?;
-    let b = if p.has_bias {
-        Some(cx.weights(p.bias.as_ref(), dim, None, "bias")?)
-    } else {
-        None
-    };
     let hint = cx.name().to_string();
     let ids = cx.em.f32_op(
         "squeeze",

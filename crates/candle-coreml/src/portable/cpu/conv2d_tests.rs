@@ -5,6 +5,7 @@
 use candle_core::{Device, Tensor};
 
 use super::*;
+use crate::portable::cpu::act::Act;
 use crate::portable::cpu::depthwise::max_pool;
 use crate::portable::cpu::simd::{forced, Level};
 

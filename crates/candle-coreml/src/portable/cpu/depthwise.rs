@@ -10,7 +10,7 @@
 //! loops as short as a row (7 or 14 values in the late stages of a CNN,
 //! shorter than one AVX-512 vector).
 
-use super::conv2d::{Epilogue, Geom};
+use super::geom::{Epilogue, Geom};
 use super::simd::multiversion;
 use super::{par_for, with_scratch, Shared};
 

@@ -20,6 +20,7 @@ pub(crate) mod act;
 pub(crate) mod conv2d;
 pub(crate) mod depthwise;
 pub(crate) mod gemm;
+pub(crate) mod geom;
 pub(crate) mod simd;
 
 use candle_core::{DType, Device, Storage, Tensor};

@@ -142,7 +142,7 @@ fn conv_cpu(
     let (strides, dil) = geo.resolve(2)?;
     let keff = [(kh.max(1) - 1) * dil[0] + 1, (kw.max(1) - 1) * dil[1] + 1];
     let pads = geo.pad.amounts(&[h, wd], &keff, &strides)?;
-    let g = cpu::conv2d::Geom {
+    let g = cpu::geom::Geom {
         n,
         c_in,
         h,
@@ -162,7 +162,7 @@ fn conv_cpu(
         same_shape(&shape, r)?;
     }
     let run = |x: &[f32], w: &[f32], b: Option<&[f32]>, r: Option<&[f32]>| {
-        let e = cpu::conv2d::Epilogue {
+        let e = cpu::geom::Epilogue {
             bias: b,
             pre: &epi.pre,
             residual: r,

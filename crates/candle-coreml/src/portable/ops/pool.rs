@@ -211,7 +211,7 @@ fn max_pool_cpu(
     let Ok((n, c, h, w)) = x.dims4() else {
         return Ok(None);
     };
-    let g = cpu::conv2d::Geom {
+    let g = cpu::geom::Geom {
         n,
         c_in: c,
         h,
