@@ -109,6 +109,32 @@ fn take(part: &dyn Part, mut out: Outputs, name: &str) -> Result<Tensor> {
     })
 }
 
+/// The inputs every FFN call of one step shares (positions, causal-mask
+/// rows, write position, the bundle's update mask if it has one); the first
+/// input, ids or hidden states, differs by part.
+struct StepInputs {
+    position_ids: Tensor,
+    mask: Tensor,
+    current_pos: Tensor,
+    update_mask: Option<Tensor>,
+}
+
+impl StepInputs {
+    /// Calls `part` on `first` and these inputs, with the shared state.
+    fn run(&self, part: &PartRef, first: (&str, &Tensor), state: &mut State) -> Result<Outputs> {
+        let mut inputs = vec![
+            first,
+            ("position_ids", &self.position_ids),
+            ("causal_mask", &self.mask),
+            ("current_pos", &self.current_pos),
+        ];
+        if let Some(u) = &self.update_mask {
+            inputs.push(("update_mask", u));
+        }
+        call(part, &inputs, Some(state))
+    }
+}
+
 impl Engine {
     /// An engine over checked parts (see [`crate::config::check`]).
     pub fn new(parts: Parts, config: EngineConfig) -> Result<Engine> {
@@ -211,6 +237,24 @@ impl Engine {
         Ok(())
     }
 
+    /// The shared inputs of `rows` tokens written from `pos`.
+    fn step_inputs(&self, pos: usize, rows: usize, update: Option<&[usize]>) -> Result<StepInputs> {
+        let position_ids = positions(pos, rows)?;
+        let current_pos = if rows == 1 {
+            position_ids.clone()
+        } else {
+            positions(pos, 1)?
+        };
+        Ok(StepInputs {
+            position_ids,
+            mask: self.mask.narrow(2, pos, rows)?,
+            current_pos,
+            update_mask: update
+                .map(|shape| update_mask(shape, pos, rows))
+                .transpose()?,
+        })
+    }
+
     fn check_room(&self, pos: usize, n: usize) -> Result<()> {
         let ctx = self.config.context_length;
         if pos + n > ctx {
@@ -232,25 +276,7 @@ impl Engine {
     ) -> Result<()> {
         let batch = self.config.batch_size;
         let ids = ids_tensor(tokens, batch)?;
-        let position_ids = positions(pos, batch)?;
-        let mask = self.mask.narrow(2, pos, batch)?;
-        let current = positions(pos, 1)?;
-        let upd = match &self.config.prefill_update_mask {
-            Some(shape) => Some(update_mask(shape, pos, batch)?),
-            None => None,
-        };
-        let run = |part: &PartRef, first: (&str, &Tensor), state: &mut State| {
-            let mut inputs = vec![
-                first,
-                ("position_ids", &position_ids),
-                ("causal_mask", &mask),
-                ("current_pos", &current),
-            ];
-            if let Some(u) = &upd {
-                inputs.push(("update_mask", u));
-            }
-            call(part, &inputs, Some(state))
-        };
+        let step = self.step_inputs(pos, batch, self.config.prefill_update_mask.as_deref())?;
         match &self.parts {
             Parts::Chunked {
                 embeddings, chunks, ..
@@ -261,14 +287,14 @@ impl Engine {
                 for c in chunks {
                     calls.ffn_prefill += 1;
                     let f = self.function(&c.prefill, &c.extra, "prefill_rotate", pos);
-                    let out = run(f, ("hidden_states", &hidden), state)?;
+                    let out = step.run(f, ("hidden_states", &hidden), state)?;
                     hidden = take(f.as_ref(), out, "output_hidden_states")?;
                 }
             }
             Parts::Monolithic { prefill, extra, .. } => {
                 calls.ffn_prefill += 1;
                 let f = self.function(prefill, extra, "prefill_rotate", pos);
-                run(f, ("input_ids", &ids), state)?;
+                step.run(f, ("input_ids", &ids), state)?;
             }
         }
         Ok(())
@@ -285,24 +311,7 @@ impl Engine {
     ) -> Result<Outputs> {
         self.check_room(pos, 1)?;
         let ids = ids_tensor(&[token], 1)?;
-        let position_ids = positions(pos, 1)?;
-        let mask = self.mask.narrow(2, pos, 1)?;
-        let upd = match &self.config.infer_update_mask {
-            Some(shape) => Some(update_mask(shape, pos, 1)?),
-            None => None,
-        };
-        let run = |part: &PartRef, first: (&str, &Tensor), state: &mut State| {
-            let mut inputs = vec![
-                first,
-                ("position_ids", &position_ids),
-                ("causal_mask", &mask),
-                ("current_pos", &position_ids),
-            ];
-            if let Some(u) = &upd {
-                inputs.push(("update_mask", u));
-            }
-            call(part, &inputs, Some(state))
-        };
+        let step = self.step_inputs(pos, 1, self.config.infer_update_mask.as_deref())?;
         match &self.parts {
             Parts::Chunked {
                 embeddings, chunks, ..
@@ -314,7 +323,7 @@ impl Engine {
                 for c in chunks {
                     calls.ffn_infer += 1;
                     let f = self.function(&c.infer, &c.extra, "infer_rotate", pos);
-                    last = run(f, ("hidden_states", &hidden), state)?;
+                    last = step.run(f, ("hidden_states", &hidden), state)?;
                     hidden =
                         last.get("output_hidden_states")
                             .cloned()
@@ -330,7 +339,7 @@ impl Engine {
             Parts::Monolithic { infer, extra, .. } => {
                 calls.ffn_infer += 1;
                 let f = self.function(infer, extra, "infer_rotate", pos);
-                run(f, ("input_ids", &ids), state)
+                step.run(f, ("input_ids", &ids), state)
             }
         }
     }
