@@ -103,6 +103,31 @@ pub(crate) fn bundle_dir(spec: &str) -> Result<PathBuf> {
     bail!("{spec}: no such bundle folder")
 }
 
+/// Loads the bundle in `dir`, naming the folder in the error.
+pub(crate) fn load_llm(dir: &Path, opts: &LoadOptions) -> Result<Arc<Llm>> {
+    let llm = Llm::load(dir, opts).with_context(|| format!("loading {}", dir.display()))?;
+    Ok(Arc::new(llm))
+}
+
+/// The bundle `spec` (a folder or a Hugging Face repo id) loaded as `chat`
+/// and `serve` take it; also returns its folder.
+pub(crate) fn open_bundle(
+    spec: &str,
+    backend: BackendArg,
+    device: &str,
+    rotate_windows: bool,
+) -> Result<(PathBuf, Arc<Llm>)> {
+    let dir = bundle_dir(spec)?;
+    let opts = LoadOptions {
+        backend: backend.into(),
+        device: parse_device(device)?,
+        rotate_windows,
+        ..Default::default()
+    };
+    let llm = load_llm(&dir, &opts)?;
+    Ok((dir, llm))
+}
+
 #[cfg(feature = "hf-hub")]
 fn download(repo_id: &str) -> Result<PathBuf> {
     use hf_hub::api::sync::ApiBuilder;
@@ -202,15 +227,12 @@ fn answer(
 }
 
 pub(crate) fn main(args: Args) -> Result<()> {
-    let dir = bundle_dir(&args.bundle)?;
-    let opts = LoadOptions {
-        backend: args.backend.into(),
-        device: parse_device(&args.device)?,
-        rotate_windows: args.rotate_windows,
-        ..Default::default()
-    };
-    let llm =
-        Arc::new(Llm::load(&dir, &opts).with_context(|| format!("loading {}", dir.display()))?);
+    let (_, llm) = open_bundle(
+        &args.bundle,
+        args.backend,
+        &args.device,
+        args.rotate_windows,
+    )?;
     let stop = StopHandle::new();
     let params = params(&args, &llm, &stop);
     let handler_stop = stop.clone();

@@ -2,15 +2,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use candle_coreml_llm::{Llm, LoadOptions};
 use candle_coreml_server::Config;
 
-use crate::chat::bundle_dir;
-use crate::run::parse_device;
+use crate::chat::open_bundle;
 use crate::BackendArg;
 
 /// Arguments of `serve`.
@@ -68,15 +65,12 @@ fn seconds(name: &str, s: f64) -> Result<Duration> {
 }
 
 pub(crate) fn main(args: Args) -> Result<()> {
-    let dir = bundle_dir(&args.bundle)?;
-    let opts = LoadOptions {
-        backend: args.backend.into(),
-        device: parse_device(&args.device)?,
-        rotate_windows: args.rotate_windows,
-        ..Default::default()
-    };
-    let llm =
-        Arc::new(Llm::load(&dir, &opts).with_context(|| format!("loading {}", dir.display()))?);
+    let (dir, llm) = open_bundle(
+        &args.bundle,
+        args.backend,
+        &args.device,
+        args.rotate_windows,
+    )?;
     let model_name = args.model_name.clone().unwrap_or_else(|| {
         if Path::new(&args.bundle).exists() {
             dir.canonicalize()

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::report::{bytes_json, median, mib, Latency};
 use super::{bandwidth, sys, Args};
+use crate::chat::load_llm;
 use crate::run::parse_device;
 
 /// Text the prompt is cut from (repeated as needed).
@@ -34,8 +35,7 @@ pub(super) fn main(args: &Args, dir: &Path) -> Result<()> {
     };
     let rss_before_load = sys::current_rss();
     let t0 = Instant::now();
-    let llm =
-        Arc::new(Llm::load(dir, &opts).with_context(|| format!("loading {}", dir.display()))?);
+    let llm = load_llm(dir, &opts)?;
     let load = t0.elapsed();
     let ids = prompt_ids(&llm, args.prompt_tokens)?;
     if ids.len() + args.gen_tokens + 1 > llm.context_length() {
