@@ -33,7 +33,7 @@ pub(crate) fn main(args: Args) -> Result<()> {
 /// `null` with a `ranges` field, enumerated shapes as `enumerated_shapes`.
 fn feature_json(f: &FeatureDescription) -> Value {
     let dtype = f.ty.dtype().map(|d| d.mil_name().to_string());
-    let mut obj = json!({ "name": f.name, "dtype": dtype, "kind": kind(&f.ty) });
+    let mut obj = json!({ "name": f.name, "dtype": dtype, "kind": f.ty.kind() });
     let shape = f.ty.shape();
     match f.ty.flexibility() {
         Some(ShapeFlexibility::Ranges(ranges)) => {
@@ -68,19 +68,6 @@ fn feature_json(f: &FeatureDescription) -> Value {
         obj["optional"] = json!(true);
     }
     obj
-}
-
-fn kind(t: &FeatureType) -> &'static str {
-    match t {
-        FeatureType::MultiArray(_) => "multi_array",
-        FeatureType::Image(_) => "image",
-        FeatureType::Int64 => "int64",
-        FeatureType::Double => "double",
-        FeatureType::String => "string",
-        FeatureType::Dictionary => "dictionary",
-        FeatureType::Sequence => "sequence",
-        FeatureType::State(_) => "state",
-    }
 }
 
 fn op_histogram(file: &ModelFile) -> BTreeMap<String, usize> {
