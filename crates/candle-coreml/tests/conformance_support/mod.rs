@@ -232,19 +232,18 @@ fn one_line(s: &str) -> String {
 
 /// The MIL op names of the iOS15-iOS18 opsets (written by the generator).
 pub fn all_ops() -> anyhow::Result<BTreeSet<String>> {
-    let text = std::fs::read_to_string(root().join("all_ops.txt"))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect())
+    names_in(&root().join("all_ops.txt"))
 }
 
 /// The NeuralNetwork layer types of NeuralNetwork.proto (written by the
 /// NeuralNetwork generator).
 pub fn all_layers() -> anyhow::Result<BTreeSet<String>> {
-    let text = std::fs::read_to_string(root_nn().join("all_layers.txt"))?;
+    names_in(&root_nn().join("all_layers.txt"))
+}
+
+/// The non-empty lines of a list file, trimmed.
+fn names_in(path: &Path) -> anyhow::Result<BTreeSet<String>> {
+    let text = std::fs::read_to_string(path)?;
     Ok(text
         .lines()
         .map(str::trim)
