@@ -10,6 +10,8 @@
 //!   residual add);
 //! - [`depthwise`]: depthwise conv and max pooling over phase-split planes;
 //! - [`act`]: the activations of that epilogue on slices;
+//! - [`lut`]: palettized (LUT) weight matrices multiplied in their stored
+//!   form, the codes decoded in registers;
 //! - [`simd`]: which instruction set the CPU has, picked once at run time.
 //!
 //! Work is split over candle's own thread pool (its barrier pool, sized by
@@ -21,6 +23,7 @@ pub(crate) mod conv2d;
 pub(crate) mod depthwise;
 pub(crate) mod gemm;
 pub(crate) mod geom;
+pub(crate) mod lut;
 pub(crate) mod simd;
 
 use candle_core::{DType, Device, Storage, Tensor};

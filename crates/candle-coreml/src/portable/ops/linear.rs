@@ -39,18 +39,27 @@ pub(super) fn mm(x: &Tensor, y: &Tensor) -> Result<Tensor> {
 
 fn build_linear(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let dt = b.output_dtype(0)?;
+    let w = b.operand("weight", dt, Ok)?;
+    linear_kernel(b, w)
+}
+
+/// The kernel of a `linear` op whose weight `[D_out, D_in]` is prepared as
+/// `w` (also used by `_linear_lut`, when it decodes its weight at load).
+pub(super) fn linear_kernel(b: &mut OpBuilder<'_>, w: Operand) -> Result<Box<dyn Kernel>> {
+    let dt = b.output_dtype(0)?;
     let x = b.input("x")?;
     // A constant weight [D_out, D_in] is used through a transposed view
     // (no copy: the tensor stays shared with the other functions of the model).
-    let w = b.operand("weight", dt, |w| {
-        if w.rank() != 2 {
-            return Err(Error::msg(format!(
-                "weight must be rank 2, got shape {:?}",
+    let w = match w {
+        Operand::Ready(w) if w.rank() != 2 => {
+            return Err(b.err(format!(
+                "input \"weight\": weight must be rank 2, got shape {:?}",
                 w.dims()
-            )));
+            )))
         }
-        Ok(w.t()?)
-    })?;
+        Operand::Ready(w) => Operand::Ready(w.t()?),
+        input => input,
+    };
     let bias = b.opt_operand("bias", dt, Ok)?;
     Ok(kernel(move |a| {
         let x = a.tensor(x)?.to_dtype(dt)?;

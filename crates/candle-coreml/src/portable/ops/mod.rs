@@ -16,6 +16,7 @@ mod linear;
 mod list;
 mod nn_output;
 mod normalization;
+mod palettized;
 mod pool;
 mod quantization;
 mod random;
@@ -45,6 +46,7 @@ pub(crate) fn registry() -> Registry {
     list::register(&mut reg);
     nn_output::register(&mut reg);
     normalization::register(&mut reg);
+    palettized::register(&mut reg);
     pool::register(&mut reg);
     quantization::register(&mut reg);
     random::register(&mut reg);
@@ -58,7 +60,10 @@ pub(crate) fn registry() -> Registry {
 }
 
 /// Names of the ops the portable backend implements (besides `const` and the
-/// constexpr ops, which are decoded at load).
+/// constexpr ops, which are decoded at load). Internal ops made by load-time
+/// rewrites (named with a leading `_`) are not listed.
 pub fn supported_ops() -> Vec<&'static str> {
-    registry().names()
+    let mut names = registry().names();
+    names.retain(|n| !n.starts_with('_'));
+    names
 }

@@ -1,0 +1,569 @@
+//! Palettized weight matrices kept in their stored form, multiplied with
+//! f32 activations without expanding the weights:
+//! `W[r][c] = table[r / group_rows][code[r][c]]`.
+//!
+//! Codes stay as the weight file stores them (memory-mapped, no copy) when
+//! they are 4 bits wide and every row starts on a byte (two codes a byte,
+//! LSB first); other widths are repacked once into one byte per code.
+//!
+//! On x86-64 with AVX-512 the codes are decoded in registers, 16 at a time:
+//! a 128-bit broadcast of code bytes, a per-lane variable shift that leaves
+//! each lane's code in its low bits, and a lookup of the table held in
+//! registers (`vpermps` for 16 entries, two `vpermt2ps` and a blend for up
+//! to 64). The shift fixes which column each lane holds, so the activations
+//! are permuted the same way once per call ([`LutMatrix::lane_column`]).
+//! Elsewhere (other CPUs, 128- or 256-entry tables) rows are decoded to f32
+//! in scratch. Few activation columns go through a row-by-row product;
+//! more through decoded blocks of rows and the GEMM.
+
+use super::gemm::{gemm, Mat};
+use super::{par_for, with_scratch, Shared};
+use crate::error::{Error, Result};
+use crate::mil::elements::unpack_bits;
+use crate::mil::ByteView;
+
+/// How the codes of one row are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codes {
+    /// Two 4-bit codes a byte, LSB first.
+    Nibbles,
+    /// One code a byte.
+    Bytes,
+}
+
+/// Up to this many activation columns use the row-by-row product.
+const ROWWISE_MAX: usize = 4;
+/// Rows decoded at once before a GEMM.
+const BLOCK_ROWS: usize = 64;
+
+/// A palettized `rows x cols` matrix.
+pub(crate) struct LutMatrix {
+    rows: usize,
+    cols: usize,
+    codes: Codes,
+    data: ByteView,
+    row_bytes: usize,
+    group_rows: usize,
+    /// Entries of each group's table as stored here (16, 64 or 256).
+    entries: usize,
+    /// `groups x entries` values, padded with zeros past the real entries.
+    tables: Vec<f32>,
+}
+
+impl std::fmt::Debug for LutMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "LutMatrix({}x{}, {:?}, {} rows a table)",
+            self.rows, self.cols, self.codes, self.group_rows
+        )
+    }
+}
+
+impl LutMatrix {
+    /// A matrix from codes of `bits` bits packed LSB first over the whole
+    /// row-major matrix (as `constexpr_lut_to_dense` stores them), and one
+    /// table of `2^bits` values for each group of `rows / groups` rows.
+    pub(crate) fn new(
+        rows: usize,
+        cols: usize,
+        bits: u32,
+        packed: ByteView,
+        tables: &[f32],
+    ) -> Result<Self> {
+        if !(1..=8).contains(&bits) {
+            return Err(Error::msg(format!("{bits}-bit codes (1 to 8 supported)")));
+        }
+        let n = 1usize << bits;
+        let count = rows
+            .checked_mul(cols)
+            .ok_or_else(|| Error::msg("matrix size overflows"))?;
+        let groups = tables.len() / n;
+        if !tables.len().is_multiple_of(n) || groups == 0 || !rows.is_multiple_of(groups) {
+            return Err(Error::msg(format!(
+                "{} table values are not whole tables of {n} for groups of rows of {rows}",
+                tables.len()
+            )));
+        }
+        let need = count
+            .checked_mul(bits as usize)
+            .map(|b| b.div_ceil(8))
+            .ok_or_else(|| Error::msg("matrix size overflows"))?;
+        if packed.len() != need {
+            return Err(Error::msg(format!(
+                "{} bytes of codes for {rows}x{cols} {bits}-bit codes (need {need})",
+                packed.len()
+            )));
+        }
+        let (codes, data, row_bytes, entries) = if bits == 4 && cols.is_multiple_of(2) {
+            (Codes::Nibbles, packed, cols / 2, 16)
+        } else {
+            let unpacked = unpack_bits(packed.as_slice(), bits, count).map_err(Error::msg)?;
+            let entries = if bits <= 6 { 64 } else { 256 };
+            (Codes::Bytes, ByteView::from_vec(unpacked), cols, entries)
+        };
+        let mut padded = vec![0f32; groups * entries];
+        for (g, t) in tables.chunks_exact(n).enumerate() {
+            padded[g * entries..g * entries + n].copy_from_slice(t);
+        }
+        Ok(Self {
+            rows,
+            cols,
+            codes,
+            data,
+            row_bytes,
+            group_rows: rows / groups,
+            entries,
+            tables: padded,
+        })
+    }
+
+    /// Rows (output channels).
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns (input channels).
+    pub(crate) fn cols(&self) -> usize {
+        self.cols
+    }
+
+    fn table(&self, r: usize) -> &[f32] {
+        let g = r / self.group_rows;
+        &self.tables[g * self.entries..(g + 1) * self.entries]
+    }
+
+    fn row_codes(&self, r: usize) -> &[u8] {
+        &self.data.as_slice()[r * self.row_bytes..(r + 1) * self.row_bytes]
+    }
+
+    fn code(&self, row: &[u8], c: usize) -> usize {
+        match self.codes {
+            Codes::Nibbles => ((row[c / 2] >> (4 * (c % 2))) & 15) as usize,
+            Codes::Bytes => row[c] as usize,
+        }
+    }
+
+    /// Columns one register decode covers (the permuted block).
+    fn block(&self) -> usize {
+        match self.codes {
+            Codes::Nibbles => 32,
+            Codes::Bytes => 16,
+        }
+    }
+
+    /// True when rows decode in registers on this CPU.
+    fn fast(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.entries <= 64 && super::simd::level() == super::simd::Level::Avx512
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// Columns in the permuted blocks (the rest keep their order).
+    fn permuted_cols(&self) -> usize {
+        if self.fast() {
+            self.cols - self.cols % self.block()
+        } else {
+            0
+        }
+    }
+
+    /// The column the register decode puts in position `p` of a block:
+    /// lane `l` of 128 bits, dword `d`, second vector `v` (nibbles only)
+    /// holds byte `4d + l` (and its high nibble when `v` is 1).
+    fn lane_column(&self, p: usize) -> usize {
+        match self.codes {
+            Codes::Nibbles => {
+                let (v, l, d) = (p / 16, (p % 16) / 4, p % 4);
+                2 * (4 * d + l) + v
+            }
+            Codes::Bytes => {
+                let (l, d) = (p / 4, p % 4);
+                4 * d + l
+            }
+        }
+    }
+
+    /// Row `r` as f32 in the order the activations are permuted to.
+    fn decode_row(&self, r: usize, out: &mut [f32]) {
+        let kp = self.permuted_cols();
+        #[cfg(target_arch = "x86_64")]
+        if kp > 0 {
+            // SAFETY: `fast` checked AVX-512 on this CPU; `out` holds `cols`.
+            unsafe { avx512::decode_row(self, r, &mut out[..kp]) };
+        }
+        let row = self.row_codes(r);
+        let table = self.table(r);
+        for (c, o) in out.iter_mut().enumerate().take(self.cols).skip(kp) {
+            *o = table[self.code(row, c)];
+        }
+    }
+
+    /// `x` with its columns in decode order: `x` is `n` vectors of `cols`
+    /// (`stride` apart along a vector, `step` apart between vectors), the
+    /// result `n x cols` row-major (`transposed`: `cols x n`).
+    fn permute_x(
+        &self,
+        x: &[f32],
+        n: usize,
+        stride: usize,
+        step: usize,
+        transposed: bool,
+    ) -> Vec<f32> {
+        let kp = self.permuted_cols();
+        let b = self.block();
+        let mut out = vec![0f32; n * self.cols];
+        for s in 0..n {
+            for c in 0..self.cols {
+                let src = if c < kp {
+                    c - c % b + self.lane_column(c % b)
+                } else {
+                    c
+                };
+                let v = x[s * step + src * stride];
+                if transposed {
+                    out[c * n + s] = v;
+                } else {
+                    out[s * self.cols + c] = v;
+                }
+            }
+        }
+        out
+    }
+
+    /// `Y = W X` for `X` of `cols x n` (row-major, `n` columns of
+    /// activations, e.g. a 1x1 conv's `[C_in, H*W]`), plus `bias[r]` on
+    /// row `r`: `Y` is `rows x n` row-major.
+    pub(crate) fn matmul(&self, x: &[f32], n: usize, bias: Option<&[f32]>) -> Result<Vec<f32>> {
+        self.product(x, n, n, 1, bias)
+    }
+
+    /// `Y = W Xᵀ` for `X` of `n x cols` (row-major, e.g. a linear layer's
+    /// `[tokens, D_in]`): `Y` is `rows x n` row-major.
+    pub(crate) fn matmul_t(&self, x: &[f32], n: usize, bias: Option<&[f32]>) -> Result<Vec<f32>> {
+        self.product(x, n, 1, self.cols, bias)
+    }
+
+    fn product(
+        &self,
+        x: &[f32],
+        n: usize,
+        stride: usize,
+        step: usize,
+        bias: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
+        if x.len() != n * self.cols {
+            return Err(Error::msg(format!(
+                "{} activation values for {n} columns of {}",
+                x.len(),
+                self.cols
+            )));
+        }
+        if bias.is_some_and(|b| b.len() != self.rows) {
+            return Err(Error::msg(format!(
+                "bias of {} values for {} output channels",
+                bias.map_or(0, <[f32]>::len),
+                self.rows
+            )));
+        }
+        let mut y = vec![0f32; self.rows * n];
+        if n == 0 || self.rows == 0 {
+            return Ok(y);
+        }
+        let shared = Shared::new(&mut y);
+        if n <= ROWWISE_MAX {
+            let xp = self.permute_x(x, n, stride, step, false);
+            let rows_per = 16;
+            par_for(self.rows.div_ceil(rows_per), |blk| {
+                let r0 = blk * rows_per;
+                let r1 = (r0 + rows_per).min(self.rows);
+                // SAFETY: blocks of rows are disjoint.
+                let out = unsafe { shared.part(r0 * n, (r1 - r0) * n) };
+                self.rowwise(r0, r1, &xp, n, out);
+            });
+        } else {
+            let xt = self.permute_x(x, n, stride, step, true);
+            let xm = Mat::new(&xt, self.cols, n, n)?;
+            let failed = std::sync::Mutex::new(None);
+            par_for(self.rows.div_ceil(BLOCK_ROWS), |blk| {
+                let r0 = blk * BLOCK_ROWS;
+                let r1 = (r0 + BLOCK_ROWS).min(self.rows);
+                // SAFETY: blocks of rows are disjoint.
+                let out = unsafe { shared.part(r0 * n, (r1 - r0) * n) };
+                let done = with_scratch((r1 - r0) * self.cols, |w| {
+                    for r in r0..r1 {
+                        self.decode_row(r, &mut w[(r - r0) * self.cols..(r - r0 + 1) * self.cols]);
+                    }
+                    let wm = Mat::new(w, r1 - r0, self.cols, self.cols)?;
+                    gemm(out, n, wm, xm, false)
+                });
+                if let Err(e) = done {
+                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                }
+            });
+            if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                return Err(e);
+            }
+        }
+        if let Some(bias) = bias {
+            for (row, b) in y.chunks_exact_mut(n).zip(bias) {
+                row.iter_mut().for_each(|v| *v += b);
+            }
+        }
+        Ok(y)
+    }
+
+    /// Rows `r0..r1` against the `n` permuted activation vectors `xp`
+    /// (`n x cols`): `out[(r - r0) * n + s]`.
+    fn rowwise(&self, r0: usize, r1: usize, xp: &[f32], n: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.fast() {
+            // SAFETY: `fast` checked AVX-512 on this CPU; sizes as documented.
+            unsafe { avx512::rowwise(self, r0, r1, xp, n, out) };
+            return;
+        }
+        with_scratch(self.cols, |w| {
+            for r in r0..r1 {
+                self.decode_row(r, w);
+                for s in 0..n {
+                    let xs = &xp[s * self.cols..(s + 1) * self.cols];
+                    out[(r - r0) * n + s] = dot(w, xs);
+                }
+            }
+        });
+    }
+
+    /// Sum over the unpermuted tail columns of row `r` with vector `xs`.
+    fn tail_dot(&self, r: usize, xs: &[f32]) -> f32 {
+        let row = self.row_codes(r);
+        let table = self.table(r);
+        (self.permuted_cols()..self.cols)
+            .map(|c| table[self.code(row, c)] * xs[c])
+            .sum()
+    }
+}
+
+super::simd::multiversion!(fn dot(a: &[f32], b: &[f32]) -> f32 => dot_generic);
+
+/// A dot product in 16 partial sums (vectorizes).
+#[inline(always)]
+fn dot_generic(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Codes, LutMatrix};
+
+    /// The table of row `r` in registers: four vectors of 16 (entries past
+    /// the table's are never selected).
+    #[target_feature(enable = "avx512f")]
+    unsafe fn table(m: &LutMatrix, r: usize) -> [__m512; 4] {
+        let t = m.table(r);
+        let p = t.as_ptr();
+        // SAFETY: tables hold at least 16 entries, 64 when more are read.
+        unsafe {
+            if t.len() >= 64 {
+                [
+                    _mm512_loadu_ps(p),
+                    _mm512_loadu_ps(p.add(16)),
+                    _mm512_loadu_ps(p.add(32)),
+                    _mm512_loadu_ps(p.add(48)),
+                ]
+            } else {
+                let v = _mm512_loadu_ps(p);
+                [v, v, v, v]
+            }
+        }
+    }
+
+    /// 16 code bytes at `p`, broadcast to the four 128-bit lanes.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn bytes16(p: *const u8) -> __m512i {
+        // SAFETY: the caller passes 16 readable bytes.
+        unsafe { _mm512_broadcast_i32x4(_mm_loadu_si128(p.cast())) }
+    }
+
+    /// Shifts per dword so lane `l` holds byte `4d + l` low.
+    #[target_feature(enable = "avx512f")]
+    fn shifts(extra: i32) -> __m512i {
+        _mm512_setr_epi32(
+            extra,
+            extra,
+            extra,
+            extra,
+            8 + extra,
+            8 + extra,
+            8 + extra,
+            8 + extra,
+            16 + extra,
+            16 + extra,
+            16 + extra,
+            16 + extra,
+            24 + extra,
+            24 + extra,
+            24 + extra,
+            24 + extra,
+        )
+    }
+
+    /// 64-entry lookup of the low 6 bits of each dword of `idx`.
+    #[target_feature(enable = "avx512f")]
+    fn lookup64(t: &[__m512; 4], idx: __m512i) -> __m512 {
+        let lo = _mm512_permutex2var_ps(t[0], idx, t[1]);
+        let hi = _mm512_permutex2var_ps(t[2], idx, t[3]);
+        let upper = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
+        _mm512_mask_blend_ps(upper, lo, hi)
+    }
+
+    /// The permuted columns of row `r` as f32 into `out` (`permuted_cols` long).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn decode_row(m: &LutMatrix, r: usize, out: &mut [f32]) {
+        let row = m.row_codes(r).as_ptr();
+        // SAFETY: the table has the entries `table` reads.
+        let t = unsafe { table(m, r) };
+        let o = out.as_mut_ptr();
+        match m.codes {
+            Codes::Nibbles => {
+                let (s0, s1) = (shifts(0), shifts(4));
+                for b in 0..out.len() / 32 {
+                    // SAFETY: block `b` reads bytes 16b..16b+16 of the row
+                    // (32 codes) and writes out[32b..32b+32], both in bounds.
+                    unsafe {
+                        let v = bytes16(row.add(16 * b));
+                        let w0 = _mm512_permutexvar_ps(_mm512_srlv_epi32(v, s0), t[0]);
+                        let w1 = _mm512_permutexvar_ps(_mm512_srlv_epi32(v, s1), t[0]);
+                        _mm512_storeu_ps(o.add(32 * b), w0);
+                        _mm512_storeu_ps(o.add(32 * b + 16), w1);
+                    }
+                }
+            }
+            Codes::Bytes => {
+                let s0 = shifts(0);
+                for b in 0..out.len() / 16 {
+                    // SAFETY: bytes 16b..16b+16 and out[16b..16b+16] are in bounds.
+                    unsafe {
+                        let v = _mm512_srlv_epi32(bytes16(row.add(16 * b)), s0);
+                        _mm512_storeu_ps(o.add(16 * b), lookup64(&t, v));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows `r0..r1` against `n` (1 to 4) permuted vectors `xp`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn rowwise(
+        m: &LutMatrix,
+        r0: usize,
+        r1: usize,
+        xp: &[f32],
+        n: usize,
+        out: &mut [f32],
+    ) {
+        // SAFETY: as documented on each function; n is 1..=4.
+        unsafe {
+            match n {
+                1 => rows_n::<1>(m, r0, r1, xp, out),
+                2 => rows_n::<2>(m, r0, r1, xp, out),
+                3 => rows_n::<3>(m, r0, r1, xp, out),
+                _ => rows_n::<4>(m, r0, r1, xp, out),
+            }
+        }
+    }
+
+    // `s` indexes the accumulators and the activation vectors together.
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rows_n<const N: usize>(
+        m: &LutMatrix,
+        r0: usize,
+        r1: usize,
+        xp: &[f32],
+        out: &mut [f32],
+    ) {
+        let kp = m.permuted_cols();
+        let cols = m.cols;
+        let x = xp.as_ptr();
+        for r in r0..r1 {
+            let row = m.row_codes(r).as_ptr();
+            // SAFETY: the table has the entries `table` reads.
+            let t = unsafe { table(m, r) };
+            let mut acc0 = [_mm512_setzero_ps(); N];
+            let mut acc1 = [_mm512_setzero_ps(); N];
+            match m.codes {
+                Codes::Nibbles => {
+                    let (s0, s1) = (shifts(0), shifts(4));
+                    for b in 0..kp / 32 {
+                        // SAFETY: bytes 16b..16b+16 of the row; columns
+                        // 32b..32b+32 of each of the N vectors of `cols`.
+                        unsafe {
+                            let v = bytes16(row.add(16 * b));
+                            let w0 = _mm512_permutexvar_ps(_mm512_srlv_epi32(v, s0), t[0]);
+                            let w1 = _mm512_permutexvar_ps(_mm512_srlv_epi32(v, s1), t[0]);
+                            for s in 0..N {
+                                let xs = x.add(s * cols + 32 * b);
+                                acc0[s] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs), acc0[s]);
+                                acc1[s] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs.add(16)), acc1[s]);
+                            }
+                        }
+                    }
+                }
+                Codes::Bytes => {
+                    let s0 = shifts(0);
+                    let pairs = kp / 32;
+                    for b in 0..pairs {
+                        // SAFETY: bytes and columns 32b..32b+32, in bounds.
+                        unsafe {
+                            let v0 = _mm512_srlv_epi32(bytes16(row.add(32 * b)), s0);
+                            let v1 = _mm512_srlv_epi32(bytes16(row.add(32 * b + 16)), s0);
+                            let w0 = lookup64(&t, v0);
+                            let w1 = lookup64(&t, v1);
+                            for s in 0..N {
+                                let xs = x.add(s * cols + 32 * b);
+                                acc0[s] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs), acc0[s]);
+                                acc1[s] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs.add(16)), acc1[s]);
+                            }
+                        }
+                    }
+                    if !kp.is_multiple_of(32) {
+                        let b = kp / 16 - 1;
+                        // SAFETY: the last block of 16, in bounds.
+                        unsafe {
+                            let v = _mm512_srlv_epi32(bytes16(row.add(16 * b)), s0);
+                            let w = lookup64(&t, v);
+                            for s in 0..N {
+                                let xs = x.add(s * cols + 16 * b);
+                                acc0[s] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xs), acc0[s]);
+                            }
+                        }
+                    }
+                }
+            }
+            for s in 0..N {
+                let sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0[s], acc1[s]));
+                let tail = m.tail_dot(r, &xp[s * cols..(s + 1) * cols]);
+                out[(r - r0) * N + s] = sum + tail;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "lut_tests.rs"]
+mod tests;
