@@ -5,6 +5,7 @@ pub(crate) mod cpu;
 mod dtype;
 pub(crate) mod fuse;
 pub(crate) mod fuse_conv;
+pub(crate) mod fuse_gqa;
 pub(crate) mod fuse_lut;
 pub(crate) mod kernel;
 pub(crate) mod ops;

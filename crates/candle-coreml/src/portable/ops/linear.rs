@@ -7,12 +7,14 @@ use candle_core::{DType, Tensor};
 
 use super::registry::Registry;
 use crate::error::{Error, Result};
+use crate::portable::fuse_gqa::MATMUL_GQA;
 use crate::portable::kernel::{kernel, Kernel, OpBuilder, Operand};
 
 /// Registers this family's ops.
 pub(crate) fn register(reg: &mut Registry) {
     reg.insert("linear", build_linear);
     reg.insert("matmul", build_matmul);
+    reg.insert(MATMUL_GQA, build_matmul_gqa);
     reg.insert("einsum", build_einsum);
 }
 
@@ -114,6 +116,33 @@ fn build_matmul(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
         // as they are (no copy of, say, a KV cache per attention call).
         let y = if ty && y.rank() >= 2 { y.t()? } else { y };
         Ok(vec![matmul_numpy(&x, &y)?])
+    }))
+}
+
+/// `_matmul_gqa` (made at load by [`crate::portable::fuse_gqa`]): `x` of
+/// `[1, G*R, S, C]` times group `h / R` of `y` (`[G, T, D]`, or its
+/// transpose), as one batched product of `[G, R*S, C]` with `y`.
+fn build_matmul_gqa(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
+    let dt = b.output_dtype(0)?;
+    let ty = b.bool_or("transpose_y", false)?;
+    let x = b.input("x")?;
+    let y = b.input("y")?;
+    Ok(kernel(move |a| {
+        let x = a.tensor(x)?.to_dtype(dt)?;
+        let y = a.tensor(y)?.to_dtype(dt)?;
+        let (one, heads, s, c) = x.dims4()?;
+        let (g, _, _) = y.dims3()?;
+        if one != 1 || g == 0 || heads % g != 0 {
+            return Err(Error::msg(format!(
+                "x of shape {:?} cannot take {g} key/value groups",
+                x.dims()
+            )));
+        }
+        let y = if ty { y.t()? } else { y };
+        let x = x.contiguous()?.reshape((g, heads / g * s, c))?;
+        let out = mm(&x, &y)?;
+        let n = out.dim(2)?;
+        Ok(vec![out.reshape((1, heads, s, n))?])
     }))
 }
 
