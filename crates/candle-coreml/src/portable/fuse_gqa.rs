@@ -13,71 +13,11 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use crate::mil::{Argument, Binding, Operation, Value};
-use crate::portable::fuse::collect_reads;
+use crate::mil::{Argument, Binding, Operation};
+use crate::portable::rewrite::{splice, OpIndex as Index};
 
 /// Internal op name of a matmul whose `y` is a grouped `[G, T, D]` tensor.
 pub(crate) const MATMUL_GQA: &str = "_matmul_gqa";
-
-struct Index<'o> {
-    ops: &'o [Cow<'o, Operation>],
-    uses: HashMap<&'o str, Vec<usize>>,
-    producer: HashMap<&'o str, usize>,
-    consts: HashMap<&'o str, &'o Value>,
-}
-
-impl<'o> Index<'o> {
-    fn new(ops: &'o [Cow<'o, Operation>], outputs: &'o [String]) -> Self {
-        let mut uses: HashMap<&str, Vec<usize>> = HashMap::new();
-        let mut producer = HashMap::new();
-        let mut consts = HashMap::new();
-        for (i, op) in ops.iter().enumerate() {
-            let mut names = Vec::new();
-            collect_reads(op, &mut names);
-            for n in names {
-                uses.entry(n).or_default().push(i);
-            }
-            for o in &op.outputs {
-                producer.insert(o.name.as_str(), i);
-            }
-            if op.op_type == "const" {
-                if let (Some(o), Some(v)) = (op.outputs.first(), op.attribute("val")) {
-                    consts.insert(o.name.as_str(), v);
-                }
-            }
-        }
-        for o in outputs {
-            uses.entry(o.as_str()).or_default().push(usize::MAX);
-        }
-        Self {
-            ops,
-            uses,
-            producer,
-            consts,
-        }
-    }
-
-    /// The op producing `name` when `reader` is its only reader.
-    fn sole_producer(&self, name: &str, reader: usize, op_type: &str) -> Option<usize> {
-        let p = *self.producer.get(name)?;
-        let only = self.uses.get(name).map(Vec::as_slice) == Some(&[reader][..]);
-        (only && self.ops[p].op_type == op_type).then_some(p)
-    }
-
-    /// An integer-list parameter known at load.
-    fn ints(&self, op: &Operation, name: &str) -> Option<Vec<i64>> {
-        let v = match op.input(name)?.bindings.as_slice() {
-            [Binding::Value(v)] => v,
-            [Binding::Name(n)] => *self.consts.get(n.as_str())?,
-            _ => return None,
-        };
-        v.as_tensor()?.to_i64_vec().ok()
-    }
-
-    fn shape(&self, op: &Operation) -> Option<Vec<usize>> {
-        op.outputs.first()?.ty.as_tensor()?.fixed_shape()
-    }
-}
 
 /// The chain feeding `y` of matmul `m`: (the ops to drop, the name of `K`).
 fn chain(idx: &Index<'_>, m: usize) -> Option<([usize; 3], String)> {
@@ -98,17 +38,11 @@ fn chain(idx: &Index<'_>, m: usize) -> Option<([usize; 3], String)> {
     };
     let rep = usize::try_from(rep).ok().filter(|&r| r >= 1)?;
     let heads = idx.shape(&idx.ops[r])?;
-    let x_shape = idx.shape(&idx.ops[*idx.producer.get(mm.input("x")?.as_name()?)?]);
-    let transpose_x = idx
-        .ops
-        .get(m)?
-        .input("transpose_x")
-        .and_then(|a| match a.bindings.as_slice() {
-            [Binding::Value(v)] => v.as_tensor()?.to_bool_vec().ok(),
-            [Binding::Name(n)] => idx.consts.get(n.as_str())?.as_tensor()?.to_bool_vec().ok(),
-            _ => None,
-        })
-        .unwrap_or_else(|| vec![false]);
+    let x_shape = idx.shape_of(mm.input("x")?.as_name()?);
+    let transpose_x = match idx.param(mm, "transpose_x") {
+        None => vec![false],
+        Some((v, _)) => v.as_tensor()?.to_bool_vec().ok()?,
+    };
     let fits = (axes == [1] || axes == [-3])
         && heads == [1, g * rep, tt, d]
         && transpose_x == [false]
@@ -139,15 +73,5 @@ pub(crate) fn fuse_gqa_matmuls<'a>(
             replace.insert(m, fused);
         }
     }
-    if replace.is_empty() {
-        return ops;
-    }
-    ops.into_iter()
-        .enumerate()
-        .filter(|(i, _)| !drop.contains(i))
-        .map(|(i, op)| match replace.remove(&i) {
-            Some(f) => Cow::Owned(f),
-            None => op,
-        })
-        .collect()
+    splice(ops, replace, &drop)
 }

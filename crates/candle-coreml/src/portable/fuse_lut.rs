@@ -17,8 +17,8 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use crate::mil::{Binding, Operation, TensorValue, Value};
-use crate::portable::fuse::collect_reads;
+use crate::mil::Operation;
+use crate::portable::rewrite::{splice, OpIndex as Index};
 
 /// Internal op name of a conv with a palettized weight.
 pub(crate) const CONV_LUT: &str = "_conv_lut";
@@ -28,73 +28,6 @@ pub(crate) const LINEAR_LUT: &str = "_linear_lut";
 pub(crate) const LUT_ATTR_PREFIX: &str = "lut.";
 /// The parameters of `constexpr_lut_to_dense` (both forms).
 pub(crate) const LUT_PARAMS: [&str; 4] = ["indices", "lut", "shape", "vector_axis"];
-
-struct Index<'o> {
-    ops: &'o [Cow<'o, Operation>],
-    uses: HashMap<&'o str, Vec<usize>>,
-    producer: HashMap<&'o str, usize>,
-}
-
-impl<'o> Index<'o> {
-    fn new(ops: &'o [Cow<'o, Operation>], outputs: &'o [String]) -> Self {
-        let mut uses: HashMap<&str, Vec<usize>> = HashMap::new();
-        let mut producer = HashMap::new();
-        for (i, op) in ops.iter().enumerate() {
-            let mut names = Vec::new();
-            collect_reads(op, &mut names);
-            for n in names {
-                uses.entry(n).or_default().push(i);
-            }
-            for o in &op.outputs {
-                producer.insert(o.name.as_str(), i);
-            }
-        }
-        for o in outputs {
-            uses.entry(o.as_str()).or_default().push(usize::MAX);
-        }
-        Self {
-            ops,
-            uses,
-            producer,
-        }
-    }
-
-    fn uses(&self, name: &str) -> &[usize] {
-        self.uses.get(name).map_or(&[], Vec::as_slice)
-    }
-
-    /// The value of `const` op output `name`.
-    fn const_value(&self, name: &str) -> Option<&'o Value> {
-        let op = &self.ops[*self.producer.get(name)?];
-        if op.op_type != "const" {
-            return None;
-        }
-        op.attribute("val")
-            .or_else(|| match op.input("val")?.bindings.as_slice() {
-                [Binding::Value(v)] => Some(v),
-                _ => None,
-            })
-    }
-
-    /// Parameter `name` of `op`: an attribute, a literal input, or an input
-    /// naming a constant (with that constant's producer).
-    fn param(&self, op: &'o Operation, name: &str) -> Option<(&'o Value, Option<usize>)> {
-        if let Some(v) = op.attribute(name) {
-            return Some((v, None));
-        }
-        match op.input(name)?.bindings.as_slice() {
-            [Binding::Value(v)] => Some((v, None)),
-            [Binding::Name(n)] => {
-                Some((self.const_value(n)?, self.producer.get(n.as_str()).copied()))
-            }
-            _ => None,
-        }
-    }
-
-    fn tensor(&self, op: &'o Operation, name: &str) -> Option<&'o TensorValue> {
-        self.param(op, name)?.0.as_tensor()
-    }
-}
 
 /// What a rewrite replaces.
 struct Rewrite {
@@ -139,7 +72,7 @@ fn rewrite(idx: &Index<'_>, i: usize) -> Option<Rewrite> {
         _ => return None,
     };
     let weight = op.input("weight")?.as_name()?;
-    let j = *idx.producer.get(weight)?;
+    let j = idx.producer(weight)?;
     let lut_op = &idx.ops[j];
     if lut_op.op_type != "constexpr_lut_to_dense" || idx.uses(weight) != [i] {
         return None;
@@ -195,14 +128,7 @@ pub(crate) fn fuse_lut_weights<'a>(
         return ops;
     }
     let drop: HashSet<usize> = rewrites.iter().flat_map(|r| r.dropped.clone()).collect();
-    let mut replace: HashMap<usize, Operation> =
+    let replace: HashMap<usize, Operation> =
         rewrites.into_iter().map(|r| (r.product, r.op)).collect();
-    ops.into_iter()
-        .enumerate()
-        .filter(|(i, _)| !drop.contains(i))
-        .map(|(i, op)| match replace.remove(&i) {
-            Some(f) => Cow::Owned(f),
-            None => op,
-        })
-        .collect()
+    splice(ops, replace, &drop)
 }

@@ -5,12 +5,14 @@ pub(crate) mod cpu;
 mod dtype;
 pub(crate) mod fuse;
 pub(crate) mod fuse_conv;
+pub(crate) mod fuse_gather;
 pub(crate) mod fuse_gqa;
 pub(crate) mod fuse_lut;
 pub(crate) mod kernel;
 pub(crate) mod ops;
 pub(crate) mod plan;
 mod profile;
+pub(crate) mod rewrite;
 pub(crate) mod state;
 #[cfg(test)]
 pub(crate) mod testutil;

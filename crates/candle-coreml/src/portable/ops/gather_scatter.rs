@@ -7,11 +7,15 @@ use candle_core::{DType, Tensor};
 use super::registry::Registry;
 use super::util::norm_axis;
 use crate::error::{Error, Result};
+use crate::mil::{DataType, TensorData, TensorValue, Value};
+use crate::portable::fuse_gather::{GATHER_ROWS, TABLE_ATTR};
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
+use crate::portable::values::materialize;
 
 /// Registers this family's ops.
 pub(crate) fn register(reg: &mut Registry) {
     reg.insert("gather", build_gather);
+    reg.insert(GATHER_ROWS, build_gather_rows);
     reg.insert("gather_along_axis", build_gather_along_axis);
     reg.insert("gather_nd", build_gather_nd);
     reg.insert("scatter", build_scatter);
@@ -97,6 +101,75 @@ fn build_gather(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
             take(xb, ib, ax - batch)
         })?])
     }))
+}
+
+/// `_gather_rows` (made at load by [`crate::portable::fuse_gather`]): rows
+/// `indices` of the constant `table` attribute. On the CPU rows are
+/// converted from the table's stored bytes (memory-mapped for weight files)
+/// when gathered; elsewhere the table is materialised at load.
+fn build_gather_rows(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
+    let table = b
+        .op()
+        .attribute(TABLE_ATTR)
+        .and_then(Value::as_tensor)
+        .ok_or_else(|| b.err("row gather without its table"))?
+        .clone();
+    let dt = b.output_dtype(0)?;
+    let idx = b.input("indices")?;
+    let stored = b.device().is_cpu()
+        && matches!(table.data, TensorData::Bytes(_))
+        && matches!(table.dtype, DataType::Fp16 | DataType::Fp32)
+        && !table.shape.is_empty();
+    if !stored {
+        let x = materialize(&table, b.device(), b.precision)?
+            .ok_or_else(|| b.err("the gathered table has no tensor form"))?;
+        return Ok(kernel(move |a| Ok(vec![take(&x, a.tensor(idx)?, 0)?])));
+    }
+    Ok(kernel(move |a| {
+        let it = a.tensor(idx)?;
+        let rows = table.shape[0];
+        let wrapped: Vec<i64> = wrap_indices(it, rows)?.flatten_all()?.to_vec1()?;
+        let mut shape = it.dims().to_vec();
+        shape.extend_from_slice(&table.shape[1..]);
+        let out = gather_stored_rows(&table, &wrapped)?;
+        Ok(vec![
+            Tensor::from_vec(out, shape, it.device())?.to_dtype(dt)?
+        ])
+    }))
+}
+
+/// Rows `rows` (in range) of an fp16/fp32 table held as bytes, as f32.
+fn gather_stored_rows(table: &TensorValue, rows: &[i64]) -> Result<Vec<f32>> {
+    let TensorData::Bytes(bytes) = &table.data else {
+        return Err(Error::msg("the gathered table is not held as bytes"));
+    };
+    let width = if table.dtype == DataType::Fp16 { 2 } else { 4 };
+    let row_len: usize = table.shape[1..].iter().product();
+    let row_bytes = row_len * width;
+    let bytes = bytes.as_slice();
+    if bytes.len() != table.shape[0] * row_bytes {
+        return Err(Error::msg(format!(
+            "the gathered table holds {} bytes for shape {:?}",
+            bytes.len(),
+            table.shape
+        )));
+    }
+    let mut out = Vec::with_capacity(rows.len() * row_len);
+    for &r in rows {
+        let src = &bytes[r as usize * row_bytes..(r as usize + 1) * row_bytes];
+        if width == 2 {
+            out.extend(
+                src.chunks_exact(2)
+                    .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32()),
+            );
+        } else {
+            out.extend(
+                src.chunks_exact(4)
+                    .map(|f| f32::from_le_bytes([f[0], f[1], f[2], f[3]])),
+            );
+        }
+    }
+    Ok(out)
 }
 
 fn build_gather_along_axis(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {

@@ -14,6 +14,7 @@ use crate::mil::constexpr::is_constexpr;
 use crate::mil::{Binding, Block, Function, Operation, TensorValue, Value, ValueType};
 use crate::portable::fuse::fuse_state_updates;
 use crate::portable::fuse_conv::fuse_conv_epilogues;
+use crate::portable::fuse_gather::fuse_table_gathers;
 use crate::portable::fuse_gqa::fuse_gqa_matmuls;
 use crate::portable::fuse_lut::fuse_lut_weights;
 use crate::portable::kernel::{BlockPlan, Bound, Kernel, OpBuilder, Source};
@@ -194,7 +195,9 @@ impl<'a> BlockBuilder<'a> {
 
     fn build(&mut self, block: &Block, inputs: Vec<(String, usize)>) -> Result<Plan> {
         let ops = fuse_conv_epilogues(fuse_state_updates(block), &block.outputs);
-        let ops = fuse_gqa_matmuls(fuse_lut_weights(ops, &block.outputs), &block.outputs);
+        let ops = fuse_lut_weights(ops, &block.outputs);
+        let ops = fuse_gqa_matmuls(ops, &block.outputs);
+        let ops = fuse_table_gathers(ops, &block.outputs);
         for op in &ops {
             self.build_op(op)?;
         }
