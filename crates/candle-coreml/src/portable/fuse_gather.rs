@@ -17,7 +17,7 @@ pub(crate) const GATHER_ROWS: &str = "_gather_rows";
 /// The attribute holding the table.
 pub(crate) const TABLE_ATTR: &str = "table";
 /// Smaller tables are materialised as before.
-const MIN_ELEMENTS: usize = 1 << 20;
+const MIN_ELEMENTS: usize = 1 << 16;
 
 fn rewrite(idx: &OpIndex<'_>, i: usize) -> Option<(Operation, usize)> {
     let op = &idx.ops[i];
