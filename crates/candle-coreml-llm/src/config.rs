@@ -14,8 +14,11 @@ pub enum PrefillMode {
     /// zero-padded.
     PaddedWindows,
     /// ANEMLL 0.3.5 with `prefill_dynamic_slice` or `update_mask_prefill`:
-    /// full windows through `prefill`, the rest one token at a time through
-    /// `infer`.
+    /// windows through `prefill`, the last one zero-padded (ANEMLL's own
+    /// runner sends the tokens after the last full window one at a time
+    /// through `infer`; the results are the same, one call instead of up to
+    /// `batch_size - 1`). With a sliding window (Gemma 3) the tokens after
+    /// the last full window go through `infer`, as ANEMLL does.
     FullWindows,
     /// ANEMLL 0.3.5 without either flag: every prompt token through `infer`.
     TokenByToken,

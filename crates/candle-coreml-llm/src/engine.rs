@@ -222,7 +222,14 @@ impl Engine {
             let window = fits
                 && match self.config.prefill_mode {
                     PrefillMode::PaddedWindows => p + batch <= ctx,
-                    PrefillMode::FullWindows => rest.len() >= batch && p + batch <= ctx,
+                    // A last partial window is padded as well (its padding
+                    // writes cache rows past the prompt, which each later
+                    // token overwrites before attending to them), except
+                    // under a sliding window, as ANEMLL does.
+                    PrefillMode::FullWindows => {
+                        (rest.len() >= batch || self.config.sliding_window.is_none())
+                            && p + batch <= ctx
+                    }
                     PrefillMode::TokenByToken => false,
                 };
             if window {

@@ -113,8 +113,9 @@ fn one_call_per_part_per_generated_token() {
                         let w = fed.min(cfg.sliding_window.unwrap()) / cfg.batch_size;
                         (w, fed - w * cfg.batch_size)
                     }
-                    PrefillMode::FullWindows => (fed / cfg.batch_size, fed % cfg.batch_size),
-                    PrefillMode::PaddedWindows => (fed.div_ceil(cfg.batch_size), 0),
+                    PrefillMode::FullWindows | PrefillMode::PaddedWindows => {
+                        (fed.div_ceil(cfg.batch_size), 0)
+                    }
                     PrefillMode::TokenByToken => (0, fed),
                 };
                 // A monolithic model is one part: its calls count as FFN calls.
