@@ -115,6 +115,23 @@ fn add_generic(v: &mut [f32], other: &[f32]) {
 
 multiversion!(pub(crate) fn add(v: &mut [f32], other: &[f32]) => add_generic);
 
+/// Softmax of each `len`-long row of `v`, in place (max subtracted first).
+#[inline(always)]
+fn softmax_rows_generic(v: &mut [f32], len: usize) {
+    for row in v.chunks_exact_mut(len.max(1)) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        let mut sum = 0.0;
+        for x in row.iter_mut() {
+            *x = exp(*x - max);
+            sum += *x;
+        }
+        let inv = 1.0 / sum;
+        row.iter_mut().for_each(|x| *x *= inv);
+    }
+}
+
+multiversion!(pub(crate) fn softmax_rows(v: &mut [f32], len: usize) => softmax_rows_generic);
+
 #[inline(always)]
 fn add_scalar_generic(v: &mut [f32], s: f32) {
     v.iter_mut().for_each(|a| *a += s);

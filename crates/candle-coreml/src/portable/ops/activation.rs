@@ -4,12 +4,13 @@
 //! Float only (fp16/fp32 by the spec); other inputs are converted to a float
 //! dtype first. Results are cast to the op's declared output dtype.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use super::registry::Registry;
 use super::util::norm_axis;
 use super::util::numeric::{full_like, to_float, widen_half};
 use crate::error::Result;
+use crate::portable::cpu;
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 
 /// The approximation `gelu` uses.
@@ -175,6 +176,17 @@ fn build_softmax(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
         let xf = widen_half(&to_float(x, out)?)?;
         let xf = if xf.rank() == 0 { xf.reshape(1)? } else { xf };
         let d = norm_axis(axis, xf.rank())?;
+        if d + 1 == xf.rank() && out == DType::F32 {
+            let len = xf.dim(d)?;
+            let fast = cpu::with_f32(&xf, |v| {
+                let mut v = v.to_vec();
+                cpu::act::softmax_rows(&mut v, len);
+                v
+            });
+            if let Some(v) = fast {
+                return Ok(vec![Tensor::from_vec(v, x.shape(), x.device())?]);
+            }
+        }
         let m = xf.max_keepdim(d)?;
         let e = xf.broadcast_sub(&m)?.exp()?;
         let s = e.sum_keepdim(d)?;
