@@ -120,12 +120,17 @@ multiversion!(pub(crate) fn add(v: &mut [f32], other: &[f32]) => add_generic);
 fn softmax_rows_generic(v: &mut [f32], len: usize) {
     for row in v.chunks_exact_mut(len.max(1)) {
         let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        let mut sum = 0.0;
-        for x in row.iter_mut() {
-            *x = exp(*x - max);
-            sum += *x;
+        row.iter_mut().for_each(|x| *x = exp(*x - max));
+        // 16 partial sums: a single running sum would not vectorize.
+        let mut acc = [0f32; 16];
+        let chunks = row.chunks_exact(16);
+        let rest: f32 = chunks.remainder().iter().sum();
+        for c in chunks {
+            for (a, x) in acc.iter_mut().zip(c) {
+                *a += x;
+            }
         }
-        let inv = 1.0 / sum;
+        let inv = 1.0 / (acc.iter().sum::<f32>() + rest);
         row.iter_mut().for_each(|x| *x *= inv);
     }
 }
