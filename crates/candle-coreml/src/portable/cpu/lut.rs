@@ -370,6 +370,9 @@ mod avx512 {
 
     use super::{Codes, LutMatrix};
 
+    /// Rows ahead whose codes are prefetched.
+    const PREFETCH_ROWS: usize = 2;
+
     /// The table of row `r` in registers: four vectors of 16 (entries past
     /// the table's are never selected).
     #[target_feature(enable = "avx512f")]
@@ -502,6 +505,12 @@ mod avx512 {
         let x = xp.as_ptr();
         for r in r0..r1 {
             let row = m.row_codes(r).as_ptr();
+            if r + PREFETCH_ROWS < m.rows {
+                let ahead = m.row_codes(r + PREFETCH_ROWS);
+                for line in ahead.chunks(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
+                }
+            }
             // SAFETY: the table has the entries `table` reads.
             let t = unsafe { table(m, r) };
             let mut acc0 = [_mm512_setzero_ps(); N];

@@ -59,9 +59,11 @@ pub(crate) fn tensor(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
     Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
 }
 
-/// The number of threads candle (and these kernels) use.
+/// The number of threads candle's barrier pool (and so these kernels) use:
+/// its workers and the calling thread. (Not `get_num_threads`, which reads
+/// the environment, and without it the CPU topology, on every call.)
 pub(crate) fn threads() -> usize {
-    candle_core::utils::get_num_threads().max(1)
+    candle_core::utils::barrier_pool().n_workers() + 1
 }
 
 /// Runs `f(i)` for every `i` in `0..n` on candle's thread pool; each index is
