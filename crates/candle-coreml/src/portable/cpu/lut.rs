@@ -375,7 +375,7 @@ mod avx512 {
 
     /// The table of row `r` in registers: four vectors of 16 (entries past
     /// the table's are never selected).
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     unsafe fn table(m: &LutMatrix, r: usize) -> [__m512; 4] {
         let t = m.table(r);
         let p = t.as_ptr();
@@ -396,14 +396,14 @@ mod avx512 {
     }
 
     /// 16 code bytes at `p`, broadcast to the four 128-bit lanes.
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     unsafe fn bytes16(p: *const u8) -> __m512i {
         // SAFETY: the caller passes 16 readable bytes.
         unsafe { _mm512_broadcast_i32x4(_mm_loadu_si128(p.cast())) }
     }
 
     /// Shifts per dword so lane `l` holds byte `4d + l` low.
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     fn shifts(extra: i32) -> __m512i {
         _mm512_setr_epi32(
             extra,
@@ -426,16 +426,18 @@ mod avx512 {
     }
 
     /// 64-entry lookup of the low 6 bits of each dword of `idx`.
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     fn lookup64(t: &[__m512; 4], idx: __m512i) -> __m512 {
         let lo = _mm512_permutex2var_ps(t[0], idx, t[1]);
         let hi = _mm512_permutex2var_ps(t[2], idx, t[3]);
-        let upper = _mm512_test_epi32_mask(idx, _mm512_set1_epi32(32));
+        // Bit 5 moved to the sign and read as a mask: shift and move
+        // issue on another port than the permutes (a `vptestmd` would not).
+        let upper = _mm512_movepi32_mask(_mm512_slli_epi32::<26>(idx));
         _mm512_mask_blend_ps(upper, lo, hi)
     }
 
     /// The permuted columns of row `r` as f32 into `out` (`permuted_cols` long).
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) unsafe fn decode_row(m: &LutMatrix, r: usize, out: &mut [f32]) {
         let row = m.row_codes(r).as_ptr();
         // SAFETY: the table has the entries `table` reads.
@@ -470,7 +472,7 @@ mod avx512 {
     }
 
     /// Rows `r0..r1` against `n` (1 to 4) permuted vectors `xp`.
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub(super) unsafe fn rowwise(
         m: &LutMatrix,
         r0: usize,
@@ -492,7 +494,7 @@ mod avx512 {
 
     // `s` indexes the accumulators and the activation vectors together.
     #[allow(clippy::needless_range_loop)]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     unsafe fn rows_n<const N: usize>(
         m: &LutMatrix,
         r0: usize,
