@@ -339,6 +339,7 @@ impl LutMatrix {
     }
 
     /// Sum over the unpermuted tail columns of row `r` with vector `xs`.
+    #[cfg(target_arch = "x86_64")]
     fn tail_dot(&self, r: usize, xs: &[f32]) -> f32 {
         let row = self.row_codes(r);
         let table = self.table(r);
