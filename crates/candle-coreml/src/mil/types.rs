@@ -178,6 +178,28 @@ impl DataType {
     pub fn is_int(self) -> bool {
         !self.is_float() && !matches!(self, DataType::Bool | DataType::String)
     }
+
+    /// True for the unsigned integer types.
+    pub fn is_unsigned(self) -> bool {
+        matches!(
+            self,
+            DataType::UInt1
+                | DataType::UInt2
+                | DataType::UInt3
+                | DataType::UInt4
+                | DataType::UInt6
+                | DataType::UInt8
+                | DataType::UInt16
+                | DataType::UInt32
+                | DataType::UInt64
+        )
+    }
+
+    /// True for the types palette indices are stored in: unsigned, at most
+    /// 8 bits (packed LSB first when narrower than a byte).
+    pub fn is_palette_index(self) -> bool {
+        self.is_unsigned() && self.bit_width().is_some_and(|b| b <= 8)
+    }
 }
 
 impl fmt::Display for DataType {

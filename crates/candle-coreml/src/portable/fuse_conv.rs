@@ -25,6 +25,7 @@ use crate::mil::{Argument, Binding, Operation, TensorValue, Value};
 use crate::portable::cpu::act::Act;
 use crate::portable::fuse::collect_reads;
 use crate::portable::ops::epilogue::{Step, EPILOGUE_ATTR, RESIDUAL_INPUT};
+use crate::portable::rewrite::splice;
 
 /// Internal op name of a fused conv (never appears in MIL).
 pub(crate) const CONV_FUSED: &str = "_conv_fused";
@@ -249,16 +250,5 @@ pub(crate) fn fuse_conv_epilogues<'a>(
         drop.remove(&last);
         replace.insert(last, fused);
     }
-    ops.into_iter()
-        .enumerate()
-        .filter(|(i, _)| !drop.contains(i))
-        .map(|(i, op)| match replace.remove(&i) {
-            Some(f) => Cow::Owned(f),
-            None => op,
-        })
-        .collect()
+    splice(ops, replace, &drop)
 }
-
-#[cfg(test)]
-#[path = "fuse_conv_tests.rs"]
-mod tests;

@@ -7,7 +7,6 @@ use super::params::{
 };
 use super::sparse::{gather, mask_bits};
 use crate::mil::elements::unpack_bits;
-use crate::mil::types::DataType;
 use crate::mil::value::{TensorData, TensorValue};
 
 /// `constexpr_lut_to_dense`. iOS16 (has `shape`): `indices` is a uint8
@@ -119,16 +118,8 @@ pub(super) fn lut_to_sparse(p: &Params) -> Result<Vec<TensorValue>, String> {
 /// anything else converted with a range check.
 fn index_values(t: &TensorValue, what: &str) -> Result<Vec<u8>, String> {
     let n = element_count(&t.shape)?;
-    let unsigned = matches!(
-        t.dtype,
-        DataType::UInt1
-            | DataType::UInt2
-            | DataType::UInt3
-            | DataType::UInt4
-            | DataType::UInt6
-            | DataType::UInt8
-    );
-    if let (true, TensorData::Bytes(b), Some(bits)) = (unsigned, &t.data, t.dtype.bit_width()) {
+    let index = t.dtype.is_palette_index();
+    if let (true, TensorData::Bytes(b), Some(bits)) = (index, &t.data, t.dtype.bit_width()) {
         return unpack_bits(b.as_slice(), bits, n).map_err(in_param(what));
     }
     t.to_u32_vec()

@@ -443,28 +443,13 @@ fn cast(x: &Tensor, target: DataType, out: DType) -> Result<Tensor> {
         t if t.is_int() => {
             let i = x.to_dtype(DType::I64)?;
             match t.bit_width() {
-                Some(bits) if bits < 64 => wrap_int(&i, bits, !is_unsigned(t))?,
+                Some(bits) if bits < 64 => wrap_int(&i, bits, !t.is_unsigned())?,
                 _ => i,
             }
         }
         _ => x.clone(),
     };
     Ok(r.to_dtype(out)?)
-}
-
-fn is_unsigned(d: DataType) -> bool {
-    matches!(
-        d,
-        DataType::UInt1
-            | DataType::UInt2
-            | DataType::UInt3
-            | DataType::UInt4
-            | DataType::UInt6
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-    )
 }
 
 /// Wraps i64 values to a `bits`-wide two's complement (or unsigned) range.

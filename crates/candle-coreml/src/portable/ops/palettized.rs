@@ -18,7 +18,7 @@ use super::epilogue::EpilogueSpec;
 use super::linear::linear_kernel;
 use super::registry::Registry;
 use crate::error::{Error, Result};
-use crate::mil::{ByteView, DataType, Operation, TensorData, TensorValue, Value};
+use crate::mil::{ByteView, Operation, TensorData, TensorValue, Value};
 use crate::portable::cpu::lut::LutMatrix;
 use crate::portable::cpu::with_f32;
 use crate::portable::fuse_lut::{CONV_LUT, LINEAR_LUT, LUT_ATTR_PREFIX, LUT_PARAMS};
@@ -75,16 +75,10 @@ fn lut_matrix(b: &OpBuilder<'_>) -> Option<LutMatrix> {
     let rank = indices.shape.len();
     let (&rows, rest) = indices.shape.split_first()?;
     let cols = rest.iter().product();
-    let unsigned = matches!(
-        indices.dtype,
-        DataType::UInt1
-            | DataType::UInt2
-            | DataType::UInt3
-            | DataType::UInt4
-            | DataType::UInt6
-            | DataType::UInt8
-    );
-    let bits = indices.dtype.bit_width().filter(|_| unsigned)?;
+    let bits = indices
+        .dtype
+        .bit_width()
+        .filter(|_| indices.dtype.is_palette_index())?;
     let ls = &lut.shape;
     let scalar_rows_groups = ls.len() == rank + 2
         && ls[1..rank].iter().all(|&g| g == 1)
