@@ -252,3 +252,7 @@ pub(crate) fn fuse_conv_epilogues<'a>(
     }
     splice(ops, replace, &drop)
 }
+
+#[cfg(test)]
+#[path = "fuse_conv_tests.rs"]
+mod tests;
