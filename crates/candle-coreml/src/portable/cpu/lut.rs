@@ -173,6 +173,33 @@ impl LutMatrix {
         }
     }
 
+    /// Columns in whole 128-column blocks of nibbles, decoded from 64-byte
+    /// loads (the 32-column blocks follow them).
+    fn wide_cols(&self) -> usize {
+        if self.codes == Codes::Nibbles && self.fast() {
+            self.cols - self.cols % 128
+        } else {
+            0
+        }
+    }
+
+    /// The column held at permuted position `c`. In a 128-column block of
+    /// nibbles, dword `j` of a 64-byte load holds codes `8j..8j+8` and the
+    /// `k`-th shift by 4 bits puts code `8j + k` at position `16k + j`; in
+    /// the 32- and 16-column blocks after it, see [`LutMatrix::lane_column`].
+    fn source_column(&self, c: usize) -> usize {
+        let (kw, kp) = (self.wide_cols(), self.permuted_cols());
+        if c < kw {
+            let p = c % 128;
+            c - p + 8 * (p % 16) + p / 16
+        } else if c < kp {
+            let b = self.block();
+            c - c % b + self.lane_column(c % b)
+        } else {
+            c
+        }
+    }
+
     /// The column the register decode puts in position `p` of a block:
     /// lane `l` of 128 bits, dword `d`, second vector `v` (nibbles only)
     /// holds byte `4d + l` (and its high nibble when `v` is 1).
@@ -215,17 +242,10 @@ impl LutMatrix {
         step: usize,
         transposed: bool,
     ) -> Vec<f32> {
-        let kp = self.permuted_cols();
-        let b = self.block();
         let mut out = vec![0f32; n * self.cols];
         for s in 0..n {
             for c in 0..self.cols {
-                let src = if c < kp {
-                    c - c % b + self.lane_column(c % b)
-                } else {
-                    c
-                };
-                let v = x[s * step + src * stride];
+                let v = x[s * step + self.source_column(c) * stride];
                 if transposed {
                     out[c * n + s] = v;
                 } else {
@@ -446,8 +466,21 @@ mod avx512 {
         let o = out.as_mut_ptr();
         match m.codes {
             Codes::Nibbles => {
+                let kw = m.wide_cols();
+                for b in 0..kw / 128 {
+                    // SAFETY: bytes 64b..64b+64 of the row (128 codes) and
+                    // out[128b..128b+128], both in bounds.
+                    unsafe {
+                        let v = _mm512_loadu_si512(row.add(64 * b).cast());
+                        for k in 0..8 {
+                            let idx = _mm512_srlv_epi32(v, _mm512_set1_epi32(4 * k as i32));
+                            let w = _mm512_permutexvar_ps(idx, t[0]);
+                            _mm512_storeu_ps(o.add(128 * b + 16 * k), w);
+                        }
+                    }
+                }
                 let (s0, s1) = (shifts(0), shifts(4));
-                for b in 0..out.len() / 32 {
+                for b in kw / 32..out.len() / 32 {
                     // SAFETY: block `b` reads bytes 16b..16b+16 of the row
                     // (32 codes) and writes out[32b..32b+32], both in bounds.
                     unsafe {
@@ -516,35 +549,30 @@ mod avx512 {
             }
             // SAFETY: the table has the entries `table` reads.
             let t = unsafe { table(m, r) };
-            let mut acc0 = [_mm512_setzero_ps(); N];
-            let mut acc1 = [_mm512_setzero_ps(); N];
-            // Two more sums, so that one FMA latency does not pace the loop.
-            let mut acc2 = [_mm512_setzero_ps(); N];
-            let mut acc3 = [_mm512_setzero_ps(); N];
+            // Four sums per vector, so that one FMA latency does not pace
+            // the loop.
+            let mut acc = [[_mm512_setzero_ps(); N]; 4];
             match m.codes {
                 Codes::Nibbles => {
-                    let (s0, s1) = (shifts(0), shifts(4));
-                    let blocks = kp / 32;
-                    for b in (0..blocks - blocks % 2).step_by(2) {
-                        // SAFETY: bytes 16b..16b+32 of the row; columns
-                        // 32b..32b+64 of each of the N vectors of `cols`.
+                    let kw = m.wide_cols();
+                    for b in 0..kw / 128 {
+                        // SAFETY: bytes 64b..64b+64 of the row (128 codes);
+                        // columns 128b..128b+128 of each of the N vectors.
                         unsafe {
-                            let v = bytes16(row.add(16 * b));
-                            let u = bytes16(row.add(16 * b + 16));
-                            let w0 = _mm512_permutexvar_ps(_mm512_srlv_epi32(v, s0), t[0]);
-                            let w1 = _mm512_permutexvar_ps(_mm512_srlv_epi32(v, s1), t[0]);
-                            let w2 = _mm512_permutexvar_ps(_mm512_srlv_epi32(u, s0), t[0]);
-                            let w3 = _mm512_permutexvar_ps(_mm512_srlv_epi32(u, s1), t[0]);
-                            for s in 0..N {
-                                let xs = x.add(s * cols + 32 * b);
-                                acc0[s] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs), acc0[s]);
-                                acc1[s] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs.add(16)), acc1[s]);
-                                acc2[s] = _mm512_fmadd_ps(w2, _mm512_loadu_ps(xs.add(32)), acc2[s]);
-                                acc3[s] = _mm512_fmadd_ps(w3, _mm512_loadu_ps(xs.add(48)), acc3[s]);
+                            let v = _mm512_loadu_si512(row.add(64 * b).cast());
+                            for k in 0..8 {
+                                let idx = _mm512_srlv_epi32(v, _mm512_set1_epi32(4 * k as i32));
+                                let w = _mm512_permutexvar_ps(idx, t[0]);
+                                for s in 0..N {
+                                    let xs = x.add(s * cols + 128 * b + 16 * k);
+                                    acc[k % 4][s] =
+                                        _mm512_fmadd_ps(w, _mm512_loadu_ps(xs), acc[k % 4][s]);
+                                }
                             }
                         }
                     }
-                    for b in blocks - blocks % 2..blocks {
+                    let (s0, s1) = (shifts(0), shifts(4));
+                    for b in kw / 32..kp / 32 {
                         // SAFETY: bytes 16b..16b+16 of the row; columns
                         // 32b..32b+32 of each of the N vectors of `cols`.
                         unsafe {
@@ -553,8 +581,9 @@ mod avx512 {
                             let w1 = _mm512_permutexvar_ps(_mm512_srlv_epi32(v, s1), t[0]);
                             for s in 0..N {
                                 let xs = x.add(s * cols + 32 * b);
-                                acc0[s] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs), acc0[s]);
-                                acc1[s] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs.add(16)), acc1[s]);
+                                acc[0][s] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs), acc[0][s]);
+                                acc[1][s] =
+                                    _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs.add(16)), acc[1][s]);
                             }
                         }
                     }
@@ -571,8 +600,9 @@ mod avx512 {
                             let w1 = lookup64(&t, v1);
                             for s in 0..N {
                                 let xs = x.add(s * cols + 32 * b);
-                                acc0[s] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs), acc0[s]);
-                                acc1[s] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs.add(16)), acc1[s]);
+                                acc[0][s] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs), acc[0][s]);
+                                acc[1][s] =
+                                    _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs.add(16)), acc[1][s]);
                             }
                         }
                     }
@@ -584,7 +614,7 @@ mod avx512 {
                             let w = lookup64(&t, v);
                             for s in 0..N {
                                 let xs = x.add(s * cols + 16 * b);
-                                acc0[s] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xs), acc0[s]);
+                                acc[0][s] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xs), acc[0][s]);
                             }
                         }
                     }
@@ -592,8 +622,8 @@ mod avx512 {
             }
             for s in 0..N {
                 let sum = _mm512_reduce_add_ps(_mm512_add_ps(
-                    _mm512_add_ps(acc0[s], acc1[s]),
-                    _mm512_add_ps(acc2[s], acc3[s]),
+                    _mm512_add_ps(acc[0][s], acc[1][s]),
+                    _mm512_add_ps(acc[2][s], acc[3][s]),
                 ));
                 let tail = m.tail_dot(r, &xp[s * cols..(s + 1) * cols]);
                 out[(r - r0) * N + s] = sum + tail;

@@ -79,6 +79,19 @@ fn check(case: &Case, n: usize, seed: u64) {
 }
 
 const CASES: &[Case] = &[
+    // Stored nibbles: 128-column blocks, then 32-column blocks, then a tail.
+    Case {
+        rows: 12,
+        cols: 320,
+        bits: 4,
+        groups: 4,
+    },
+    Case {
+        rows: 5,
+        cols: 290,
+        bits: 4,
+        groups: 1,
+    },
     // Stored nibbles, whole blocks of 32 and a tail; one table and per-row groups.
     Case {
         rows: 24,
