@@ -173,25 +173,35 @@ impl LutMatrix {
         }
     }
 
-    /// Columns in whole 128-column blocks of nibbles, decoded from 64-byte
-    /// loads (the 32-column blocks follow them).
+    /// Codes in one 64-byte load: 128 nibbles or 64 bytes.
+    fn wide_block(&self) -> usize {
+        match self.codes {
+            Codes::Nibbles => 128,
+            Codes::Bytes => 64,
+        }
+    }
+
+    /// Columns in whole blocks decoded from 64-byte loads (the narrower
+    /// blocks of [`LutMatrix::block`] follow them).
     fn wide_cols(&self) -> usize {
-        if self.codes == Codes::Nibbles && self.fast() {
-            self.cols - self.cols % 128
+        if self.fast() {
+            self.cols - self.cols % self.wide_block()
         } else {
             0
         }
     }
 
-    /// The column held at permuted position `c`. In a 128-column block of
-    /// nibbles, dword `j` of a 64-byte load holds codes `8j..8j+8` and the
-    /// `k`-th shift by 4 bits puts code `8j + k` at position `16k + j`; in
-    /// the 32- and 16-column blocks after it, see [`LutMatrix::lane_column`].
+    /// The column held at permuted position `c`. In a wide block, dword `j`
+    /// of the 64-byte load holds codes `per * j..per * (j + 1)` (`per` = 8
+    /// nibbles or 4 bytes) and the `k`-th shift puts code `per * j + k` at
+    /// position `16k + j`; in the narrower blocks after it, see
+    /// [`LutMatrix::lane_column`].
     fn source_column(&self, c: usize) -> usize {
         let (kw, kp) = (self.wide_cols(), self.permuted_cols());
         if c < kw {
-            let p = c % 128;
-            c - p + 8 * (p % 16) + p / 16
+            let w = self.wide_block();
+            let p = c % w;
+            c - p + (w / 16) * (p % 16) + p / 16
         } else if c < kp {
             let b = self.block();
             c - c % b + self.lane_column(c % b)
@@ -493,8 +503,20 @@ mod avx512 {
                 }
             }
             Codes::Bytes => {
+                let kw = m.wide_cols();
+                for b in 0..kw / 64 {
+                    // SAFETY: bytes 64b..64b+64 of the row and
+                    // out[64b..64b+64], both in bounds.
+                    unsafe {
+                        let v = _mm512_loadu_si512(row.add(64 * b).cast());
+                        for k in 0..4 {
+                            let idx = _mm512_srlv_epi32(v, _mm512_set1_epi32(8 * k as i32));
+                            _mm512_storeu_ps(o.add(64 * b + 16 * k), lookup64(&t, idx));
+                        }
+                    }
+                }
                 let s0 = shifts(0);
-                for b in 0..out.len() / 16 {
+                for b in kw / 16..out.len() / 16 {
                     // SAFETY: bytes 16b..16b+16 and out[16b..16b+16] are in bounds.
                     unsafe {
                         let v = _mm512_srlv_epi32(bytes16(row.add(16 * b)), s0);
@@ -589,9 +611,25 @@ mod avx512 {
                     }
                 }
                 Codes::Bytes => {
+                    let kw = m.wide_cols();
+                    for b in 0..kw / 64 {
+                        // SAFETY: bytes 64b..64b+64 of the row; columns
+                        // 64b..64b+64 of each of the N vectors.
+                        unsafe {
+                            let v = _mm512_loadu_si512(row.add(64 * b).cast());
+                            for k in 0..4 {
+                                let idx = _mm512_srlv_epi32(v, _mm512_set1_epi32(8 * k as i32));
+                                let w = lookup64(&t, idx);
+                                for s in 0..N {
+                                    let xs = x.add(s * cols + 64 * b + 16 * k);
+                                    acc[k][s] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xs), acc[k][s]);
+                                }
+                            }
+                        }
+                    }
                     let s0 = shifts(0);
                     let pairs = kp / 32;
-                    for b in 0..pairs {
+                    for b in kw / 32..pairs {
                         // SAFETY: bytes and columns 32b..32b+32, in bounds.
                         unsafe {
                             let v0 = _mm512_srlv_epi32(bytes16(row.add(32 * b)), s0);

@@ -112,6 +112,19 @@ const CASES: &[Case] = &[
         bits: 4,
         groups: 1,
     },
+    // Byte codes: 64-column blocks, then 32- and 16-column blocks, then a tail.
+    Case {
+        rows: 6,
+        cols: 200,
+        bits: 6,
+        groups: 2,
+    },
+    Case {
+        rows: 3,
+        cols: 144,
+        bits: 5,
+        groups: 3,
+    },
     // 6-bit (64 entries), with and without a 16-column remainder block.
     Case {
         rows: 20,
