@@ -48,6 +48,9 @@ pub(crate) struct LutMatrix {
     entries: usize,
     /// `groups x entries` values, padded with zeros past the real entries.
     tables: Vec<f32>,
+    /// For each permuted position, the column it holds when rows decode in
+    /// registers ([`LutMatrix::source_column`]), computed once.
+    perm: Vec<u32>,
 }
 
 impl std::fmt::Debug for LutMatrix {
@@ -106,7 +109,7 @@ impl LutMatrix {
         for (g, t) in tables.chunks_exact(n).enumerate() {
             padded[g * entries..g * entries + n].copy_from_slice(t);
         }
-        Ok(Self {
+        let mut m = Self {
             rows,
             cols,
             codes,
@@ -115,7 +118,15 @@ impl LutMatrix {
             group_rows: rows / groups,
             entries,
             tables: padded,
-        })
+            perm: Vec::new(),
+        };
+        let (kw, kp) = m.fast_layout();
+        let perm = (0..cols)
+            .map(|c| u32::try_from(m.source_column(c, kw, kp)))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| Error::msg(format!("{cols} columns")))?;
+        m.perm = perm;
+        Ok(m)
     }
 
     /// Rows (output channels).
@@ -164,10 +175,10 @@ impl LutMatrix {
         }
     }
 
-    /// Columns in the permuted blocks (the rest keep their order).
+    /// Columns in the permuted blocks on this CPU (the rest keep their order).
     fn permuted_cols(&self) -> usize {
         if self.fast() {
-            self.cols - self.cols % self.block()
+            self.fast_layout().1
         } else {
             0
         }
@@ -181,11 +192,20 @@ impl LutMatrix {
         }
     }
 
-    /// Columns in whole blocks decoded from 64-byte loads (the narrower
-    /// blocks of [`LutMatrix::block`] follow them).
+    /// Columns in whole wide blocks (decoded from 64-byte loads) and in
+    /// whole blocks of [`LutMatrix::block`] after them, when rows decode in
+    /// registers.
+    fn fast_layout(&self) -> (usize, usize) {
+        (
+            self.cols - self.cols % self.wide_block(),
+            self.cols - self.cols % self.block(),
+        )
+    }
+
+    /// Columns in whole wide blocks on this CPU.
     fn wide_cols(&self) -> usize {
         if self.fast() {
-            self.cols - self.cols % self.wide_block()
+            self.fast_layout().0
         } else {
             0
         }
@@ -196,8 +216,7 @@ impl LutMatrix {
     /// nibbles or 4 bytes) and the `k`-th shift puts code `per * j + k` at
     /// position `16k + j`; in the narrower blocks after it, see
     /// [`LutMatrix::lane_column`].
-    fn source_column(&self, c: usize) -> usize {
-        let (kw, kp) = (self.wide_cols(), self.permuted_cols());
+    fn source_column(&self, c: usize, kw: usize, kp: usize) -> usize {
         if c < kw {
             let w = self.wide_block();
             let p = c % w;
@@ -252,10 +271,12 @@ impl LutMatrix {
         step: usize,
         transposed: bool,
     ) -> Vec<f32> {
+        let fast = self.fast();
         let mut out = vec![0f32; n * self.cols];
         for s in 0..n {
             for c in 0..self.cols {
-                let v = x[s * step + self.source_column(c) * stride];
+                let src = if fast { self.perm[c] as usize } else { c };
+                let v = x[s * step + src * stride];
                 if transposed {
                     out[c * n + s] = v;
                 } else {
@@ -370,10 +391,10 @@ impl LutMatrix {
 
     /// Sum over the unpermuted tail columns of row `r` with vector `xs`.
     #[cfg(target_arch = "x86_64")]
-    fn tail_dot(&self, r: usize, xs: &[f32]) -> f32 {
+    fn tail_dot(&self, r: usize, xs: &[f32], kp: usize) -> f32 {
         let row = self.row_codes(r);
         let table = self.table(r);
-        (self.permuted_cols()..self.cols)
+        (kp..self.cols)
             .map(|c| table[self.code(row, c)] * xs[c])
             .sum()
     }
@@ -558,7 +579,7 @@ mod avx512 {
         xp: &[f32],
         out: &mut [f32],
     ) {
-        let kp = m.permuted_cols();
+        let (kw, kp) = (m.wide_cols(), m.permuted_cols());
         let cols = m.cols;
         let x = xp.as_ptr();
         for r in r0..r1 {
@@ -576,7 +597,6 @@ mod avx512 {
             let mut acc = [[_mm512_setzero_ps(); N]; 4];
             match m.codes {
                 Codes::Nibbles => {
-                    let kw = m.wide_cols();
                     for b in 0..kw / 128 {
                         // SAFETY: bytes 64b..64b+64 of the row (128 codes);
                         // columns 128b..128b+128 of each of the N vectors.
@@ -611,7 +631,6 @@ mod avx512 {
                     }
                 }
                 Codes::Bytes => {
-                    let kw = m.wide_cols();
                     for b in 0..kw / 64 {
                         // SAFETY: bytes 64b..64b+64 of the row; columns
                         // 64b..64b+64 of each of the N vectors.
@@ -663,7 +682,7 @@ mod avx512 {
                     _mm512_add_ps(acc[0][s], acc[1][s]),
                     _mm512_add_ps(acc[2][s], acc[3][s]),
                 ));
-                let tail = m.tail_dot(r, &xp[s * cols..(s + 1) * cols]);
+                let tail = m.tail_dot(r, &xp[s * cols..(s + 1) * cols], kp);
                 out[(r - r0) * N + s] = sum + tail;
             }
         }

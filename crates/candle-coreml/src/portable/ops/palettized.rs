@@ -9,6 +9,7 @@
 //! `constexpr_lut_to_dense` op would have been, and the op runs as `conv` /
 //! `linear`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use candle_core::{DType, Tensor};
@@ -118,11 +119,32 @@ fn weight(b: &OpBuilder<'_>) -> Result<Weight> {
     Ok(Weight::Dense(dense_weight(b)?))
 }
 
-/// The bias as f32 values for this call.
-fn bias_values(bias: &Option<Operand>, a: &Args<'_>) -> Result<Option<Vec<f32>>> {
-    bias.as_ref()
-        .map(|o| Ok(o.get(a)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?))
-        .transpose()
+/// A bias as f32 values: read once at load when constant.
+enum Bias {
+    None,
+    Ready(Vec<f32>),
+    Input(Operand),
+}
+
+impl Bias {
+    fn new(b: &mut OpBuilder<'_>) -> Result<Self> {
+        Ok(match b.opt_operand("bias", DType::F32, Ok)? {
+            None => Bias::None,
+            Some(Operand::Ready(t)) => Bias::Ready(t.flatten_all()?.to_vec1()?),
+            Some(input) => Bias::Input(input),
+        })
+    }
+
+    /// The values for this call.
+    fn values<'s>(&'s self, a: &Args<'_>) -> Result<Option<Cow<'s, [f32]>>> {
+        Ok(match self {
+            Bias::None => None,
+            Bias::Ready(v) => Some(Cow::Borrowed(v)),
+            Bias::Input(o) => Some(Cow::Owned(
+                o.get(a)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?,
+            )),
+        })
+    }
 }
 
 fn build_conv_lut(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
@@ -132,7 +154,7 @@ fn build_conv_lut(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     };
     let dt = b.output_dtype(0)?;
     let x = b.input("x")?;
-    let bias = b.opt_operand("bias", DType::F32, Ok)?;
+    let bias = Bias::new(b)?;
     let epi = EpilogueSpec::parse(b)?;
     Ok(kernel(move |a| {
         let xt = a.tensor(x)?;
@@ -144,7 +166,7 @@ fn build_conv_lut(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
             )));
         }
         let (n, spatial) = (dims[0], dims[2..].iter().product::<usize>());
-        let bias = bias_values(&bias, a)?;
+        let bias = bias.values(a)?;
         let x32 = xt.to_dtype(DType::F32)?.contiguous()?;
         let y = with_f32(&x32, |xs| -> Result<Vec<f32>> {
             let per = m.cols() * spatial;
@@ -169,7 +191,7 @@ fn build_linear_lut(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     };
     let dt = b.output_dtype(0)?;
     let x = b.input("x")?;
-    let bias = b.opt_operand("bias", DType::F32, Ok)?;
+    let bias = Bias::new(b)?;
     Ok(kernel(move |a| {
         let xt = a.tensor(x)?;
         let dims = xt.dims().to_vec();
@@ -180,7 +202,7 @@ fn build_linear_lut(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
             )));
         }
         let tokens = xt.elem_count() / m.cols().max(1);
-        let bias = bias_values(&bias, a)?;
+        let bias = bias.values(a)?;
         let x32 = xt.to_dtype(DType::F32)?.contiguous()?;
         // [D_out, tokens], transposed to [tokens, D_out].
         let yt = with_f32(&x32, |xs| m.matmul_t(xs, tokens, bias.as_deref()))
