@@ -423,7 +423,7 @@ mod avx512 {
     use super::{Codes, LutMatrix};
 
     /// Rows ahead whose codes are prefetched.
-    const PREFETCH_ROWS: usize = 2;
+    const PREFETCH_ROWS: usize = 6;
 
     /// The table of row `r` in registers: four vectors of 16 (entries past
     /// the table's are never selected).
