@@ -424,6 +424,8 @@ mod avx512 {
 
     /// Rows ahead whose codes are prefetched.
     const PREFETCH_ROWS: usize = 6;
+    /// Rows ahead whose codes are prefetched into L2.
+    const PREFETCH_L2_ROWS: usize = 32;
 
     /// The table of row `r` in registers: four vectors of 16 (entries past
     /// the table's are never selected).
@@ -588,6 +590,12 @@ mod avx512 {
                 let ahead = m.row_codes(r + PREFETCH_ROWS);
                 for line in ahead.chunks(64) {
                     _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast());
+                }
+            }
+            if r + PREFETCH_L2_ROWS < m.rows {
+                let ahead = m.row_codes(r + PREFETCH_L2_ROWS);
+                for line in ahead.chunks(64) {
+                    _mm_prefetch::<_MM_HINT_T1>(line.as_ptr().cast());
                 }
             }
             // SAFETY: the table has the entries `table` reads.
