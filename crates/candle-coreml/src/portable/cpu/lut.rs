@@ -51,6 +51,9 @@ pub(crate) struct LutMatrix {
     /// For each permuted position, the column it holds when rows decode in
     /// registers ([`LutMatrix::source_column`]), computed once.
     perm: Vec<u32>,
+    /// Byte codes: each table's f32 bit patterns split in 16-bit halves,
+    /// `groups x [64 low halves, 64 high halves]`, looked up by `vpermt2w`.
+    halves: Vec<u16>,
 }
 
 impl std::fmt::Debug for LutMatrix {
@@ -117,9 +120,21 @@ impl LutMatrix {
             row_bytes,
             group_rows: rows / groups,
             entries,
+            halves: Vec::new(),
             tables: padded,
             perm: Vec::new(),
         };
+        if m.codes == Codes::Bytes && m.entries == 64 {
+            m.halves = m
+                .tables
+                .chunks_exact(64)
+                .flat_map(|t| {
+                    let lo = t.iter().map(|v| v.to_bits() as u16);
+                    let hi = t.iter().map(|v| (v.to_bits() >> 16) as u16);
+                    lo.chain(hi).collect::<Vec<_>>()
+                })
+                .collect();
+        }
         let (kw, kp) = m.fast_layout();
         let perm = (0..cols)
             .map(|c| u32::try_from(m.source_column(c, kw, kp)))
@@ -211,16 +226,28 @@ impl LutMatrix {
         }
     }
 
-    /// The column held at permuted position `c`. In a wide block, dword `j`
-    /// of the 64-byte load holds codes `per * j..per * (j + 1)` (`per` = 8
-    /// nibbles or 4 bytes) and the `k`-th shift puts code `per * j + k` at
-    /// position `16k + j`; in the narrower blocks after it, see
-    /// [`LutMatrix::lane_column`].
+    /// The column held at permuted position `c`. In a wide block of
+    /// nibbles, dword `j` of the 64-byte load holds codes `8j..8j+8` and the
+    /// `k`-th shift puts code `8j + k` at position `16k + j`; a wide block
+    /// of bytes is looked up as 32 words (two codes each) and rebuilt into
+    /// f32 by interleaving halves (`avx512::wide_bytes`); in the
+    /// narrower blocks after it, see [`LutMatrix::lane_column`].
     fn source_column(&self, c: usize, kw: usize, kp: usize) -> usize {
         if c < kw {
             let w = self.wide_block();
             let p = c % w;
-            c - p + (w / 16) * (p % 16) + p / 16
+            let within = match self.codes {
+                Codes::Nibbles => 8 * (p % 16) + p / 16,
+                Codes::Bytes => {
+                    // Vector v of four: word lanes i of the 16-bit lookups
+                    // of codes 2i (v = 0, 1) and 2i + 1 (v = 2, 3), the low
+                    // (v even) or high four words of each 128-bit lane.
+                    let (v, q) = (p / 16, p % 16);
+                    let i = 8 * (q / 4) + q % 4 + 4 * (v % 2);
+                    2 * i + v / 2
+                }
+            };
+            c - p + within
         } else if c < kp {
             let b = self.block();
             c - c % b + self.lane_column(c % b)
@@ -429,7 +456,7 @@ mod avx512 {
 
     /// The table of row `r` in registers: four vectors of 16 (entries past
     /// the table's are never selected).
-    #[target_feature(enable = "avx512f,avx512dq")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
     unsafe fn table(m: &LutMatrix, r: usize) -> [__m512; 4] {
         let t = m.table(r);
         let p = t.as_ptr();
@@ -450,14 +477,14 @@ mod avx512 {
     }
 
     /// 16 code bytes at `p`, broadcast to the four 128-bit lanes.
-    #[target_feature(enable = "avx512f,avx512dq")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
     unsafe fn bytes16(p: *const u8) -> __m512i {
         // SAFETY: the caller passes 16 readable bytes.
         unsafe { _mm512_broadcast_i32x4(_mm_loadu_si128(p.cast())) }
     }
 
     /// Shifts per dword so lane `l` holds byte `4d + l` low.
-    #[target_feature(enable = "avx512f,avx512dq")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
     fn shifts(extra: i32) -> __m512i {
         _mm512_setr_epi32(
             extra,
@@ -479,8 +506,45 @@ mod avx512 {
         )
     }
 
+    /// The 16-bit halves of row `r`'s table in registers: low halves of
+    /// entries 0-31 and 32-63, then the high halves.
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
+    unsafe fn halves(m: &LutMatrix, r: usize) -> [__m512i; 4] {
+        let g = r / m.group_rows;
+        let p = m.halves[g * 128..(g + 1) * 128].as_ptr();
+        // SAFETY: 128 halves per group, four vectors of 32.
+        unsafe {
+            [
+                _mm512_loadu_si512(p.cast()),
+                _mm512_loadu_si512(p.add(32).cast()),
+                _mm512_loadu_si512(p.add(64).cast()),
+                _mm512_loadu_si512(p.add(96).cast()),
+            ]
+        }
+    }
+
+    /// The 64 weights of 64 byte codes at `p`, as four vectors of 16 in
+    /// the order of [`LutMatrix::source_column`]: each 16-bit lookup gives
+    /// 32 low or high halves, and interleaving the halves gives the f32s.
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
+    unsafe fn wide_bytes(h: &[__m512i; 4], p: *const u8) -> [__m512; 4] {
+        // SAFETY: the caller passes 64 readable bytes.
+        let words = unsafe { _mm512_loadu_si512(p.cast()) };
+        let mut out = [_mm512_setzero_ps(); 4];
+        for (half, idx) in [words, _mm512_srli_epi16::<8>(words)]
+            .into_iter()
+            .enumerate()
+        {
+            let lo = _mm512_permutex2var_epi16(h[0], idx, h[1]);
+            let hi = _mm512_permutex2var_epi16(h[2], idx, h[3]);
+            out[2 * half] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(lo, hi));
+            out[2 * half + 1] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(lo, hi));
+        }
+        out
+    }
+
     /// 64-entry lookup of the low 6 bits of each dword of `idx`.
-    #[target_feature(enable = "avx512f,avx512dq")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
     fn lookup64(t: &[__m512; 4], idx: __m512i) -> __m512 {
         let lo = _mm512_permutex2var_ps(t[0], idx, t[1]);
         let hi = _mm512_permutex2var_ps(t[2], idx, t[3]);
@@ -491,7 +555,7 @@ mod avx512 {
     }
 
     /// The permuted columns of row `r` as f32 into `out` (`permuted_cols` long).
-    #[target_feature(enable = "avx512f,avx512dq")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
     pub(super) unsafe fn decode_row(m: &LutMatrix, r: usize, out: &mut [f32]) {
         let row = m.row_codes(r).as_ptr();
         // SAFETY: the table has the entries `table` reads.
@@ -527,14 +591,15 @@ mod avx512 {
             }
             Codes::Bytes => {
                 let kw = m.wide_cols();
+                // SAFETY: byte codes of 64-entry tables have their halves.
+                let h = unsafe { halves(m, r) };
                 for b in 0..kw / 64 {
                     // SAFETY: bytes 64b..64b+64 of the row and
                     // out[64b..64b+64], both in bounds.
                     unsafe {
-                        let v = _mm512_loadu_si512(row.add(64 * b).cast());
-                        for k in 0..4 {
-                            let idx = _mm512_srlv_epi32(v, _mm512_set1_epi32(8 * k as i32));
-                            _mm512_storeu_ps(o.add(64 * b + 16 * k), lookup64(&t, idx));
+                        let w = wide_bytes(&h, row.add(64 * b));
+                        for (k, wk) in w.into_iter().enumerate() {
+                            _mm512_storeu_ps(o.add(64 * b + 16 * k), wk);
                         }
                     }
                 }
@@ -551,7 +616,7 @@ mod avx512 {
     }
 
     /// Rows `r0..r1` against `n` (1 to 4) permuted vectors `xp`.
-    #[target_feature(enable = "avx512f,avx512dq")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
     pub(super) unsafe fn rowwise(
         m: &LutMatrix,
         r0: usize,
@@ -573,7 +638,7 @@ mod avx512 {
 
     // `s` indexes the accumulators and the activation vectors together.
     #[allow(clippy::needless_range_loop)]
-    #[target_feature(enable = "avx512f,avx512dq")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
     unsafe fn rows_n<const N: usize>(
         m: &LutMatrix,
         r0: usize,
@@ -639,14 +704,14 @@ mod avx512 {
                     }
                 }
                 Codes::Bytes => {
+                    // SAFETY: byte codes of 64-entry tables have their halves.
+                    let h = unsafe { halves(m, r) };
                     for b in 0..kw / 64 {
                         // SAFETY: bytes 64b..64b+64 of the row; columns
                         // 64b..64b+64 of each of the N vectors.
                         unsafe {
-                            let v = _mm512_loadu_si512(row.add(64 * b).cast());
-                            for k in 0..4 {
-                                let idx = _mm512_srlv_epi32(v, _mm512_set1_epi32(8 * k as i32));
-                                let w = lookup64(&t, idx);
+                            let ws = wide_bytes(&h, row.add(64 * b));
+                            for (k, w) in ws.into_iter().enumerate() {
                                 for s in 0..N {
                                     let xs = x.add(s * cols + 64 * b + 16 * k);
                                     acc[k][s] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xs), acc[k][s]);
