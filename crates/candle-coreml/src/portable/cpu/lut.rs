@@ -218,6 +218,7 @@ impl LutMatrix {
     }
 
     /// Columns in whole wide blocks on this CPU.
+    #[cfg(target_arch = "x86_64")]
     fn wide_cols(&self) -> usize {
         if self.fast() {
             self.fast_layout().0
