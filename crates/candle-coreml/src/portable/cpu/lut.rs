@@ -507,6 +507,30 @@ mod avx512 {
         )
     }
 
+    /// The 128 weights of the 128 nibble codes at `p` (64 bytes), as eight
+    /// vectors of 16: dword `j` holds codes `8j..8j+8`, the `k`-th shift by
+    /// 4 bits leaves code `8j + k` where `vpermps` reads its index.
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
+    unsafe fn wide_nibbles(t: __m512, p: *const u8) -> [__m512; 8] {
+        // SAFETY: the caller passes 64 readable bytes.
+        let v = unsafe { _mm512_loadu_si512(p.cast()) };
+        std::array::from_fn(|k| {
+            _mm512_permutexvar_ps(_mm512_srlv_epi32(v, _mm512_set1_epi32(4 * k as i32)), t)
+        })
+    }
+
+    /// The 32 weights of the 32 nibble codes at `p` (16 bytes), as two
+    /// vectors of 16 in the order of [`LutMatrix::lane_column`].
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
+    unsafe fn narrow_nibbles(t: __m512, p: *const u8) -> [__m512; 2] {
+        // SAFETY: the caller passes 16 readable bytes.
+        let v = unsafe { bytes16(p) };
+        [
+            _mm512_permutexvar_ps(_mm512_srlv_epi32(v, shifts(0)), t),
+            _mm512_permutexvar_ps(_mm512_srlv_epi32(v, shifts(4)), t),
+        ]
+    }
+
     /// The 16-bit halves of row `r`'s table in registers: low halves of
     /// entries 0-31 and 32-63, then the high halves.
     #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
@@ -569,22 +593,16 @@ mod avx512 {
                     // SAFETY: bytes 64b..64b+64 of the row (128 codes) and
                     // out[128b..128b+128], both in bounds.
                     unsafe {
-                        let v = _mm512_loadu_si512(row.add(64 * b).cast());
-                        for k in 0..8 {
-                            let idx = _mm512_srlv_epi32(v, _mm512_set1_epi32(4 * k as i32));
-                            let w = _mm512_permutexvar_ps(idx, t[0]);
+                        for (k, w) in wide_nibbles(t[0], row.add(64 * b)).into_iter().enumerate() {
                             _mm512_storeu_ps(o.add(128 * b + 16 * k), w);
                         }
                     }
                 }
-                let (s0, s1) = (shifts(0), shifts(4));
                 for b in kw / 32..out.len() / 32 {
                     // SAFETY: block `b` reads bytes 16b..16b+16 of the row
                     // (32 codes) and writes out[32b..32b+32], both in bounds.
                     unsafe {
-                        let v = bytes16(row.add(16 * b));
-                        let w0 = _mm512_permutexvar_ps(_mm512_srlv_epi32(v, s0), t[0]);
-                        let w1 = _mm512_permutexvar_ps(_mm512_srlv_epi32(v, s1), t[0]);
+                        let [w0, w1] = narrow_nibbles(t[0], row.add(16 * b));
                         _mm512_storeu_ps(o.add(32 * b), w0);
                         _mm512_storeu_ps(o.add(32 * b + 16), w1);
                     }
@@ -675,10 +693,9 @@ mod avx512 {
                         // SAFETY: bytes 64b..64b+64 of the row (128 codes);
                         // columns 128b..128b+128 of each of the N vectors.
                         unsafe {
-                            let v = _mm512_loadu_si512(row.add(64 * b).cast());
-                            for k in 0..8 {
-                                let idx = _mm512_srlv_epi32(v, _mm512_set1_epi32(4 * k as i32));
-                                let w = _mm512_permutexvar_ps(idx, t[0]);
+                            for (k, w) in
+                                wide_nibbles(t[0], row.add(64 * b)).into_iter().enumerate()
+                            {
                                 for s in 0..N {
                                     let xs = x.add(s * cols + 128 * b + 16 * k);
                                     acc[k % 4][s] =
@@ -687,14 +704,11 @@ mod avx512 {
                             }
                         }
                     }
-                    let (s0, s1) = (shifts(0), shifts(4));
                     for b in kw / 32..kp / 32 {
                         // SAFETY: bytes 16b..16b+16 of the row; columns
                         // 32b..32b+32 of each of the N vectors of `cols`.
                         unsafe {
-                            let v = bytes16(row.add(16 * b));
-                            let w0 = _mm512_permutexvar_ps(_mm512_srlv_epi32(v, s0), t[0]);
-                            let w1 = _mm512_permutexvar_ps(_mm512_srlv_epi32(v, s1), t[0]);
+                            let [w0, w1] = narrow_nibbles(t[0], row.add(16 * b));
                             for s in 0..N {
                                 let xs = x.add(s * cols + 32 * b);
                                 acc[0][s] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs), acc[0][s]);
