@@ -2,8 +2,9 @@
 //! the product that reads it, so the cache is never copied.
 //!
 //! Converters write GQA as `expand_dims(K [G, T, D], axes=[1])`, then
-//! `tile(reps=[1, R, 1, 1])`, then `reshape([1, G*R, T, D])`: head `h` reads
-//! group `h / R`. A `matmul(x, that)` with `x` of `[1, G*R, S, C]` computes,
+//! `tile(reps=[1, R, 1, 1])`, then `reshape([1, G*R, T, D])` (or
+//! `[G*R, T, D]`): head `h` reads group `h / R`. A `matmul(x, that)` with
+//! `x` of `[1, G*R, S, C]` (or `[G*R, S, C]`) computes,
 //! for each group, the product of its `R` consecutive heads of `x` (one
 //! `[R*S, C]` matrix, a free reshape of `x`) with the group's `K` (or `Kᵀ`),
 //! so the chain and the matmul become one `_matmul_gqa(x, y=K)` that
@@ -43,10 +44,13 @@ fn chain(idx: &Index<'_>, m: usize) -> Option<([usize; 3], String)> {
         None => vec![false],
         Some((v, _)) => v.as_tensor()?.to_bool_vec().ok()?,
     };
+    // The heads with or without the leading 1 (coremltools drops it in
+    // prefill windows), the same for `x`.
+    let h = g * rep;
     let fits = (axes == [1] || axes == [-3])
-        && heads == [1, g * rep, tt, d]
+        && (heads == [1, h, tt, d] || heads == [h, tt, d])
         && transpose_x == [false]
-        && x_shape.is_some_and(|s| s.len() == 4 && s[0] == 1 && s[1] == g * rep);
+        && x_shape.is_some_and(|s| matches!(s[..], [1, xh, _, _] | [xh, _, _] if xh == h));
     fits.then(|| ([r, t, e], k.to_string()))
 }
 

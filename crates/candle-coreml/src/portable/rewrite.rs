@@ -131,3 +131,7 @@ pub(crate) fn splice<'a>(
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "rewrite_tests.rs"]
+mod tests;

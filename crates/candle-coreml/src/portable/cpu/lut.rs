@@ -6,15 +6,19 @@
 //! they are 4 bits wide and every row starts on a byte (two codes a byte,
 //! LSB first); other widths are repacked once into one byte per code.
 //!
-//! On x86-64 with AVX-512 the codes are decoded in registers, 16 at a time:
-//! a 128-bit broadcast of code bytes, a per-lane variable shift that leaves
-//! each lane's code in its low bits, and a lookup of the table held in
-//! registers (`vpermps` for 16 entries, two `vpermt2ps` and a blend for up
-//! to 64). The shift fixes which column each lane holds, so the activations
-//! are permuted the same way once per call ([`LutMatrix::lane_column`]).
-//! Elsewhere (other CPUs, 128- or 256-entry tables) rows are decoded to f32
-//! in scratch. Few activation columns go through a row-by-row product;
-//! more through decoded blocks of rows and the GEMM.
+//! On x86-64 with AVX-512 the codes are decoded in registers, 16 at a time.
+//! Nibbles: a 64-byte load holds 128 codes, a shift per vector leaves each
+//! lane's code in its low bits and `vpermps` looks the 16-entry table up.
+//! Bytes with up to 64 entries: two `vpermt2w` per 32 codes look up the low
+//! and high 16-bit halves of the f32 table, and interleaving the halves
+//! rebuilds the f32s exactly. Blocks narrower than a 64-byte load use a
+//! 128-bit broadcast and per-lane shifts (bytes: two `vpermt2ps` and a
+//! blend). Which column each lane holds is fixed by the decode, so the
+//! activations are permuted the same way once per call
+//! ([`LutMatrix::source_column`], computed once per matrix). Elsewhere
+//! (other CPUs, 128- or 256-entry tables) rows are decoded to f32 in
+//! scratch. Few activation columns go through a row-by-row product; more
+//! through decoded blocks of rows and the GEMM.
 
 use super::gemm::{gemm, Mat};
 use super::{par_for, with_scratch, Shared};

@@ -120,8 +120,8 @@ fn build_matmul(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
 }
 
 /// `_matmul_gqa` (made at load by [`crate::portable::fuse_gqa`]): `x` of
-/// `[1, G*R, S, C]` times group `h / R` of `y` (`[G, T, D]`, or its
-/// transpose), as one batched product of `[G, R*S, C]` with `y`.
+/// `[1, G*R, S, C]` or `[G*R, S, C]` times group `h / R` of `y` (`[G, T, D]`,
+/// or its transpose), as one batched product of `[G, R*S, C]` with `y`.
 fn build_matmul_gqa(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     let dt = b.output_dtype(0)?;
     let ty = b.bool_or("transpose_y", false)?;
@@ -130,19 +130,27 @@ fn build_matmul_gqa(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
     Ok(kernel(move |a| {
         let x = a.tensor(x)?.to_dtype(dt)?;
         let y = a.tensor(y)?.to_dtype(dt)?;
-        let (one, heads, s, c) = x.dims4()?;
         let (g, _, _) = y.dims3()?;
-        if one != 1 || g == 0 || heads % g != 0 {
-            return Err(Error::msg(format!(
-                "x of shape {:?} cannot take {g} key/value groups",
-                x.dims()
-            )));
-        }
+        let (heads, s, c) = match *x.dims() {
+            [1, h, s, c] | [h, s, c] if g > 0 && h % g == 0 => (h, s, c),
+            _ => {
+                return Err(Error::msg(format!(
+                    "x of shape {:?} cannot take {g} key/value groups",
+                    x.dims()
+                )))
+            }
+        };
         let y = if ty { y.t()? } else { y };
+        let rank = x.rank();
         let x = x.contiguous()?.reshape((g, heads / g * s, c))?;
         let out = mm(&x, &y)?;
         let n = out.dim(2)?;
-        Ok(vec![out.reshape((1, heads, s, n))?])
+        let out = if rank == 4 {
+            out.reshape((1, heads, s, n))?
+        } else {
+            out.reshape((heads, s, n))?
+        };
+        Ok(vec![out])
     }))
 }
 

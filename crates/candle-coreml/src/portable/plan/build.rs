@@ -1,5 +1,6 @@
 //! Building a [`Plan`]: scope, bindings, kernels, nested blocks.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -194,10 +195,7 @@ impl<'a> BlockBuilder<'a> {
     }
 
     fn build(&mut self, block: &Block, inputs: Vec<(String, usize)>) -> Result<Plan> {
-        let ops = fuse_conv_epilogues(fuse_state_updates(block), &block.outputs);
-        let ops = fuse_lut_weights(ops, &block.outputs);
-        let ops = fuse_gqa_matmuls(ops, &block.outputs);
-        let ops = fuse_table_gathers(ops, &block.outputs);
+        let ops = rewritten_ops(block);
         for op in &ops {
             self.build_op(op)?;
         }
@@ -347,6 +345,17 @@ impl<'a> BlockBuilder<'a> {
         sources.extend(captured_outer.into_inner());
         Ok((kernel, sources))
     }
+}
+
+/// The block's ops after the load-time rewrites, in the order they apply:
+/// in-place state updates, conv epilogues, palettized weights (which take
+/// fused convs too), grouped-query attention, table gathers.
+pub(crate) fn rewritten_ops(block: &Block) -> Vec<Cow<'_, Operation>> {
+    let out = &block.outputs;
+    let ops = fuse_conv_epilogues(fuse_state_updates(block), out);
+    let ops = fuse_lut_weights(ops, out);
+    let ops = fuse_gqa_matmuls(ops, out);
+    fuse_table_gathers(ops, out)
 }
 
 /// Names a block reads that it does not define itself (nested blocks included).

@@ -25,5 +25,7 @@ mod steps;
 mod tests;
 
 pub(crate) use build::build_function;
+#[cfg(test)]
+pub(crate) use build::rewritten_ops;
 pub(crate) use cache::ConstCache;
 pub(crate) use steps::{BuildCtx, Plan};
