@@ -21,66 +21,41 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::mil::{Argument, Binding, Operation, TensorValue, Value};
+use crate::mil::{Argument, Binding, Operation, Value};
 use crate::portable::cpu::act::Act;
-use crate::portable::fuse::collect_reads;
 use crate::portable::ops::epilogue::{Step, EPILOGUE_ATTR, RESIDUAL_INPUT};
-use crate::portable::rewrite::splice;
+use crate::portable::rewrite::{splice, OpIndex};
 
 /// Internal op name of a fused conv (never appears in MIL).
 pub(crate) const CONV_FUSED: &str = "_conv_fused";
 
+/// The ops' readers, producers and constants ([`OpIndex`]), with the
+/// questions the fusion asks of them.
 struct Index<'o> {
     ops: &'o [Cow<'o, Operation>],
-    uses: HashMap<&'o str, Vec<usize>>,
-    consts: HashMap<&'o str, &'o TensorValue>,
+    base: OpIndex<'o>,
 }
 
 impl<'o> Index<'o> {
     fn new(ops: &'o [Cow<'o, Operation>], outputs: &'o [String]) -> Self {
-        let mut uses: HashMap<&str, Vec<usize>> = HashMap::new();
-        let mut consts = HashMap::new();
-        for (i, op) in ops.iter().enumerate() {
-            let mut names = Vec::new();
-            collect_reads(op, &mut names);
-            for n in names {
-                uses.entry(n).or_default().push(i);
-            }
-            if op.op_type == "const" {
-                let val = op
-                    .attribute("val")
-                    .or_else(|| match op.input("val").map(|a| a.bindings.as_slice()) {
-                        Some([Binding::Value(v)]) => Some(v),
-                        _ => None,
-                    })
-                    .and_then(Value::as_tensor);
-                if let (Some(v), Some(o)) = (val, op.outputs.first()) {
-                    consts.insert(o.name.as_str(), v);
-                }
-            }
+        Self {
+            ops,
+            base: OpIndex::new(ops, outputs),
         }
-        for o in outputs {
-            uses.entry(o.as_str()).or_default().push(usize::MAX);
-        }
-        Self { ops, uses, consts }
     }
 
     fn uses(&self, name: &str) -> &[usize] {
-        self.uses.get(name).map_or(&[], Vec::as_slice)
+        self.base.uses(name)
     }
 
     /// A scalar float parameter of `op` (literal or named constant).
-    fn float(&self, op: &Operation, name: &str) -> Option<f32> {
-        let tv = match op.input(name)?.bindings.as_slice() {
-            [Binding::Value(v)] => v.as_tensor()?,
-            [Binding::Name(n)] => self.consts.get(n.as_str())?,
-            _ => return None,
-        };
+    fn float(&self, op: &'o Operation, name: &str) -> Option<f32> {
+        let tv = self.base.tensor(op, name)?;
         tv.scalar_f64().ok().map(|v| v as f32)
     }
 
     /// The activation op `op` applied to `input`, as a step.
-    fn act(&self, op: &Operation, input: &str) -> Option<Act> {
+    fn act(&self, op: &'o Operation, input: &str) -> Option<Act> {
         if op.input("x")?.as_name()? != input || op.inputs.len() > 3 || op.outputs.len() != 1 {
             return None;
         }
@@ -130,12 +105,11 @@ impl<'o> Index<'o> {
             _ => return None,
         };
         // The other operand's type, from its producer.
-        let oty = self
-            .ops
+        let oty = &self.ops[self.base.producer(other)?]
+            .outputs
             .iter()
-            .flat_map(|o| o.outputs.iter())
-            .find(|o| o.name == other)
-            .map(|o| &o.ty)?;
+            .find(|o| o.name == other)?
+            .ty;
         let (a, b) = (vty.as_tensor()?, oty.as_tensor()?);
         let fixed = a.fixed_shape()?;
         let same = a.dtype == b.dtype && b.fixed_shape().as_ref() == Some(&fixed);

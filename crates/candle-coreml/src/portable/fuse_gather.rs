@@ -33,7 +33,11 @@ fn rewrite(idx: &OpIndex<'_>, i: usize) -> Option<(Operation, usize)> {
         Some(_) => false,
     };
     let batch_ok = matches!(idx.ints(op, "batch_dims").as_deref(), None | Some([0]));
-    let big = table.shape.iter().product::<usize>() >= MIN_ELEMENTS;
+    let elements = table
+        .shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d));
+    let big = elements.is_some_and(|n| n >= MIN_ELEMENTS);
     if !(axis_ok && batch_ok && big && table.dtype.is_float()) {
         return None;
     }

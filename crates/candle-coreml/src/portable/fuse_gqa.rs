@@ -46,7 +46,7 @@ fn chain(idx: &Index<'_>, m: usize) -> Option<([usize; 3], String)> {
     };
     // The heads with or without the leading 1 (coremltools drops it in
     // prefill windows), the same for `x`.
-    let h = g * rep;
+    let h = g.checked_mul(rep)?;
     let fits = (axes == [1] || axes == [-3])
         && (heads == [1, h, tt, d] || heads == [h, tt, d])
         && transpose_x == [false]

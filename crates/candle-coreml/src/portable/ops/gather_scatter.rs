@@ -7,7 +7,7 @@ use candle_core::{DType, Tensor};
 use super::registry::Registry;
 use super::util::norm_axis;
 use crate::error::{Error, Result};
-use crate::mil::{DataType, TensorData, TensorValue, Value};
+use crate::mil::{ByteView, DataType, TensorData, TensorValue, Value};
 use crate::portable::fuse_gather::{GATHER_ROWS, TABLE_ATTR};
 use crate::portable::kernel::{kernel, Kernel, OpBuilder};
 use crate::portable::values::materialize;
@@ -112,64 +112,100 @@ fn build_gather_rows(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {
         .op()
         .attribute(TABLE_ATTR)
         .and_then(Value::as_tensor)
-        .ok_or_else(|| b.err("row gather without its table"))?
-        .clone();
+        .ok_or_else(|| b.err("row gather without its table"))?;
     let dt = b.output_dtype(0)?;
+    let stored = if b.device().is_cpu() {
+        StoredRows::new(table).map_err(|e| b.err(format!("gathered table: {e}")))?
+    } else {
+        None
+    };
     let idx = b.input("indices")?;
-    let stored = b.device().is_cpu()
-        && matches!(table.data, TensorData::Bytes(_))
-        && matches!(table.dtype, DataType::Fp16 | DataType::Fp32)
-        && !table.shape.is_empty();
-    if !stored {
-        let x = materialize(&table, b.device(), b.precision)?
+    let Some(rows) = stored else {
+        let x = materialize(table, b.device(), b.precision)?
             .ok_or_else(|| b.err("the gathered table has no tensor form"))?;
         return Ok(kernel(move |a| Ok(vec![take(&x, a.tensor(idx)?, 0)?])));
-    }
+    };
     Ok(kernel(move |a| {
         let it = a.tensor(idx)?;
-        let rows = table.shape[0];
-        let wrapped: Vec<i64> = wrap_indices(it, rows)?.flatten_all()?.to_vec1()?;
+        let wrapped: Vec<i64> = wrap_indices(it, rows.rows)?.flatten_all()?.to_vec1()?;
         let mut shape = it.dims().to_vec();
-        shape.extend_from_slice(&table.shape[1..]);
-        let out = gather_stored_rows(&table, &wrapped)?;
+        shape.extend_from_slice(&rows.row_shape);
+        let out = rows.gather(&wrapped);
         Ok(vec![
             Tensor::from_vec(out, shape, it.device())?.to_dtype(dt)?
         ])
     }))
 }
 
-/// Rows `rows` (in range) of an fp16/fp32 table held as bytes, as f32.
-fn gather_stored_rows(table: &TensorValue, rows: &[i64]) -> Result<Vec<f32>> {
-    let TensorData::Bytes(bytes) = &table.data else {
-        return Err(Error::msg("the gathered table is not held as bytes"));
-    };
-    let width = if table.dtype == DataType::Fp16 { 2 } else { 4 };
-    let row_len: usize = table.shape[1..].iter().product();
-    let row_bytes = row_len * width;
-    let bytes = bytes.as_slice();
-    if bytes.len() != table.shape[0] * row_bytes {
-        return Err(Error::msg(format!(
-            "the gathered table holds {} bytes for shape {:?}",
-            bytes.len(),
-            table.shape
-        )));
-    }
-    let mut out = Vec::with_capacity(rows.len() * row_len);
-    for &r in rows {
-        let src = &bytes[r as usize * row_bytes..(r as usize + 1) * row_bytes];
-        if width == 2 {
-            out.extend(
-                src.chunks_exact(2)
-                    .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32()),
-            );
-        } else {
-            out.extend(
-                src.chunks_exact(4)
-                    .map(|f| f32::from_le_bytes([f[0], f[1], f[2], f[3]])),
-            );
+/// An fp16/fp32 table held as little-endian bytes, read a row at a time.
+struct StoredRows {
+    bytes: ByteView,
+    fp16: bool,
+    rows: usize,
+    row_shape: Vec<usize>,
+    row_len: usize,
+}
+
+impl StoredRows {
+    /// `None` for tables not held as fp16/fp32 bytes; an error when the
+    /// bytes do not match the shape.
+    fn new(table: &TensorValue) -> std::result::Result<Option<Self>, String> {
+        let (TensorData::Bytes(bytes), Some((&rows, row_shape))) =
+            (&table.data, table.shape.split_first())
+        else {
+            return Ok(None);
+        };
+        let width = match table.dtype {
+            DataType::Fp16 => 2,
+            DataType::Fp32 => 4,
+            _ => return Ok(None),
+        };
+        let row_len = row_shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or("shape overflows")?;
+        let need = row_len
+            .checked_mul(width)
+            .and_then(|b| b.checked_mul(rows))
+            .ok_or("shape overflows")?;
+        if bytes.len() != need {
+            return Err(format!(
+                "{} bytes for shape {:?} of {}",
+                bytes.len(),
+                table.shape,
+                table.dtype
+            ));
         }
+        Ok(Some(Self {
+            bytes: bytes.clone(),
+            fp16: width == 2,
+            rows,
+            row_shape: row_shape.to_vec(),
+            row_len,
+        }))
     }
-    Ok(out)
+
+    /// Rows `rows` (in range) as f32.
+    fn gather(&self, rows: &[i64]) -> Vec<f32> {
+        let bytes = self.bytes.as_slice();
+        let row_bytes = self.row_len * if self.fp16 { 2 } else { 4 };
+        let mut out = Vec::with_capacity(rows.len() * self.row_len);
+        for &r in rows {
+            let src = &bytes[r as usize * row_bytes..(r as usize + 1) * row_bytes];
+            if self.fp16 {
+                out.extend(
+                    src.chunks_exact(2)
+                        .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32()),
+                );
+            } else {
+                out.extend(
+                    src.chunks_exact(4)
+                        .map(|f| f32::from_le_bytes([f[0], f[1], f[2], f[3]])),
+                );
+            }
+        }
+        out
+    }
 }
 
 fn build_gather_along_axis(b: &mut OpBuilder<'_>) -> Result<Box<dyn Kernel>> {

@@ -64,7 +64,7 @@ fn lut_matrix(b: &OpBuilder<'_>) -> Option<LutMatrix> {
         // iOS16: one table, `log2(len)`-bit codes packed in uint8 bytes.
         let shape = shape.to_usize_vec().ok()?;
         let (&rows, rest) = shape.split_first()?;
-        let cols = rest.iter().product();
+        let cols = rest.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
         let bits = tables.len().checked_ilog2()?;
         if tables.len() != 1 << bits {
             return None;
@@ -75,7 +75,7 @@ fn lut_matrix(b: &OpBuilder<'_>) -> Option<LutMatrix> {
     // the output channels and scalar entries are taken here.
     let rank = indices.shape.len();
     let (&rows, rest) = indices.shape.split_first()?;
-    let cols = rest.iter().product();
+    let cols = rest.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
     let bits = indices
         .dtype
         .bit_width()
